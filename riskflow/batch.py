@@ -74,7 +74,9 @@ def _codes(values: np.ndarray, table: Mapping[str, Any]) -> np.ndarray:
 def _float(values: Any, n: int) -> np.ndarray:
     if values is None:
         return np.full(n, np.nan)
-    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
 
 
 class TxBatch(NamedTuple):
@@ -132,7 +134,9 @@ class TxBatch(NamedTuple):
                 if mcc is None
                 else np.nan_to_num(_float(mcc, n), nan=-1.0).astype(np.int32)
             ),
-            channel=np.full(n, -1, np.int8) if col("channel") is None else _codes(col("channel"), CHANNELS),
+            channel=np.full(n, -1, np.int8)
+            if col("channel") is None
+            else _codes(col("channel"), CHANNELS),
             entry_mode=(
                 np.full(n, -1, np.int8)
                 if col("entry_mode") is None
@@ -185,7 +189,11 @@ class LabelBatch(NamedTuple):
         Labels whose tx_id is not among ``transactions`` are dropped; the
         result is sorted by ``label_time`` (stable).
         """
-        tx_cols = [c for c in ("tx_id", "event_time", "amount", *ENTITY_FIELDS.values()) if c in transactions]
+        tx_cols = [
+            c
+            for c in ("tx_id", "event_time", "amount", *ENTITY_FIELDS.values())
+            if c in transactions
+        ]
         merged = labels[["tx_id", "label", "label_time"]].merge(
             transactions[tx_cols], on="tx_id", how="inner", validate="many_to_one"
         )
@@ -210,5 +218,8 @@ class LabelBatch(NamedTuple):
                 else np.zeros(n, dtype=np.int64)
             ),
             amount=_float(df["amount"].to_numpy() if "amount" in df else None, n),
-            **{a: keys(ENTITY_FIELDS[a]) for a in ("card", "customer", "merchant", "terminal", "device", "ip")},
+            **{
+                a: keys(ENTITY_FIELDS[a])
+                for a in ("card", "customer", "merchant", "terminal", "device", "ip")
+            },
         )

@@ -21,7 +21,10 @@ __all__ = ["main", "COMMANDS", "BENCHMARKS"]
 #: name -> ("module:attribute", one-line help shown by --help without importing it)
 COMMANDS: dict[str, tuple[str, str]] = {
     "topics": ("riskflow.commands.topics:topics", "Create and list riskflow's Kafka topics."),
-    "produce": ("riskflow.commands.produce:produce", "Publish a transactions file to the transactions topic."),
+    "produce": (
+        "riskflow.commands.produce:produce",
+        "Publish a transactions file to the transactions topic.",
+    ),
 }
 
 #: name -> ("module:attribute", help) for `riskflow bench NAME`; each prints JSON with --json.

@@ -91,7 +91,9 @@ class KafkaSecurity(_Section):
         if self.sasl_mechanism:
             kw["sasl_mechanism"] = self.sasl_mechanism
             kw["sasl_plain_username"] = self.sasl_username
-            kw["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+            kw["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
         if self.protocol in ("SSL", "SASL_SSL"):
             kw["ssl_check_hostname"] = self.ssl_check_hostname
             if self.ssl_cafile:
@@ -182,9 +184,13 @@ class TopicsConfig(_Section):
     transactions: TopicConfig = TopicConfig(name="riskflow.transactions")
     labels: TopicConfig = TopicConfig(name="riskflow.labels", retention_ms=90 * _DAY_MS)
     decisions: TopicConfig = TopicConfig(name="riskflow.decisions")
-    dead_letter: TopicConfig = TopicConfig(name="riskflow.dead-letter", partitions=1, retention_ms=30 * _DAY_MS)
+    dead_letter: TopicConfig = TopicConfig(
+        name="riskflow.dead-letter", partitions=1, retention_ms=30 * _DAY_MS
+    )
     # Policy and rule updates: only the latest value per key matters.
-    policy: TopicConfig = TopicConfig(name="riskflow.policy", partitions=1, cleanup_policy="compact")
+    policy: TopicConfig = TopicConfig(
+        name="riskflow.policy", partitions=1, cleanup_policy="compact"
+    )
 
     def all(self) -> dict[str, TopicConfig]:
         """Role -> topic, in a stable order."""
@@ -220,7 +226,9 @@ class PolicyConfig(_Section):
     @model_validator(mode="after")
     def _ordered(self) -> PolicyConfig:
         if self.t_review > self.t_decline:
-            raise ValueError(f"t_review ({self.t_review}) must not exceed t_decline ({self.t_decline})")
+            raise ValueError(
+                f"t_review ({self.t_review}) must not exceed t_decline ({self.t_decline})"
+            )
         return self
 
 

@@ -102,7 +102,9 @@ class FieldSpec:
 TRANSACTION_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("schema_version", "int", True, "Record layout version (currently 1)."),
     FieldSpec("tx_id", "str", True, "Unique transaction id; the decision is keyed by it."),
-    FieldSpec("event_time", "time", True, "When the payment was authorised (epoch ms UTC, or ISO 8601)."),
+    FieldSpec(
+        "event_time", "time", True, "When the payment was authorised (epoch ms UTC, or ISO 8601)."
+    ),
     FieldSpec("card_token", "str", True, "Tokenised card number (never the raw PAN)."),
     FieldSpec("customer_id", "str", False, "Customer / account holding the card."),
     FieldSpec("merchant_id", "str", True, "Merchant (acceptor) id."),
@@ -123,7 +125,9 @@ TRANSACTION_FIELDS: tuple[FieldSpec, ...] = (
 LABEL_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("tx_id", "str", True, "The transaction the label is about."),
     FieldSpec("label", "int", True, "1 = confirmed fraud, 0 = confirmed legitimate."),
-    FieldSpec("label_time", "time", True, "When the label became known (epoch ms UTC, or ISO 8601)."),
+    FieldSpec(
+        "label_time", "time", True, "When the label became known (epoch ms UTC, or ISO 8601)."
+    ),
 )
 
 TRANSACTION_COLUMNS: tuple[str, ...] = tuple(f.name for f in TRANSACTION_FIELDS)
@@ -321,7 +325,9 @@ def validate_label(rec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _parse(raw: bytes | str, validate: Callable[[Mapping[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+def _parse(
+    raw: bytes | str, validate: Callable[[Mapping[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
     if len(raw) > MAX_MESSAGE_BYTES:
         raise ValidationError(
             "<record>", f"message of {len(raw)} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit"

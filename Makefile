@@ -1,0 +1,80 @@
+# riskflow — two commands on a fresh machine: `make demo` and `make test`.
+# Every target that needs the environment runs `setup` first; setup is idempotent.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RISKFLOW := $(BIN)/riskflow
+BROKER := deploy/kafka/broker.sh
+# Installed-state stamp: redone when the dependency declarations change.
+STAMP := $(VENV)/.riskflow-installed
+DEMO_DIR ?= data/demo
+PYTEST_ARGS ?=
+
+.PHONY: constraints help setup venv kafka-fetch broker-start broker-stop broker-status demo test test-unit lint bench clean
+
+help:  ## List targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: venv kafka-fetch  ## Create .venv, install riskflow + pinned deps, fetch Apache Kafka
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "riskflow needs Python >= 3.11; set PYTHON=python3.11")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch: a CPU wheel found on this machine (pip's find-links) wins; else PyPI's default build.
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+kafka-fetch:  ## Fetch Apache Kafka's jars through Maven (cached in .cache/kafka)
+	@$(BROKER) fetch
+
+broker-start: kafka-fetch  ## Start the local single-node KRaft broker (no-op if running)
+	@$(BROKER) start
+
+broker-stop:  ## Stop the local broker
+	@$(BROKER) stop
+
+broker-status:
+	@$(BROKER) status
+
+demo: setup broker-start  ## Broker up, topics, simulated data, and the main job on it
+	$(RISKFLOW) topics create
+	@test -f $(DEMO_DIR)/manifest.json || $(RISKFLOW) simulate --preset demo --out $(DEMO_DIR)
+	$(RISKFLOW) produce --data $(DEMO_DIR) --rate 0
+	$(RISKFLOW) produce --labels $(DEMO_DIR)/labels --rate 0
+
+# CI runs this on a clean clone with no services running: it installs, starts
+# the broker, runs every test, and stops the broker again if it started it.
+test: setup  ## Install, start the broker, run all tests (unit + real-broker integration)
+	@started=0; \
+	if ! $(BROKER) status >/dev/null 2>&1; then $(BROKER) start || exit 1; started=1; fi; \
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$started = 1 ]; then $(BROKER) stop; fi; \
+	exit $$rc
+
+test-unit: venv  ## Unit tests only (no broker)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: venv  ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy riskflow features models policies streams
+
+bench: setup  ## All benchmarks, JSON lines
+	$(RISKFLOW) bench simulate --json
+	$(RISKFLOW) bench features --json
+	$(RISKFLOW) bench models --json
+
+clean:  ## Remove generated data, models and the local broker's state (keeps .venv and jars)
+	-$(BROKER) stop
+	rm -rf data artifacts state out deploy/kafka/.runtime
+
+constraints: venv  ## Re-pin constraints.txt to what .venv has (after changing dependencies)
+	{ echo "# Versions CI tested (pip freeze of .venv). Regenerate: make constraints"; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v '^riskflow'; } > constraints.txt
