@@ -52,14 +52,16 @@ def hash_keys(values: Sequence[Any] | np.ndarray | pd.Series) -> np.ndarray:
     >>> bool(k[0] == k[2] != 0), int(k[1]), int(k[3])
     (True, 0, 0)
     """
-    arr = np.asarray(values, dtype=object)
-    if arr.size == 0:
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    if len(codes) == 0:
         return np.zeros(0, dtype=np.uint64)
-    missing = pd.isna(arr) | (arr == "")
-    filled = np.where(missing, "", arr).astype(str).astype(object)
-    keys = pd.util.hash_array(filled, hash_key=_HASH_KEY, categorize=True)
-    keys[keys == 0] = 1  # 0 is reserved for "absent"
-    keys[missing] = 0
+    # Hash each distinct id once (ids repeat a lot: cards, merchants, ...).
+    texts = np.array([u if isinstance(u, str) else str(u) for u in uniques], dtype=object)
+    table = pd.util.hash_array(texts, hash_key=_HASH_KEY, categorize=False) if len(texts) else texts
+    table = np.asarray(table, dtype=np.uint64)
+    table[table == 0] = 1  # 0 is reserved for "absent"
+    table[texts == ""] = 0
+    keys = np.append(table, np.uint64(0))[codes]  # code -1 (None / NaN) -> the appended 0
     return keys
 
 
