@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "riskflow.commands.produce:produce",
         "Publish a transactions file to the transactions topic.",
     ),
+    "watch": ("riskflow.commands.watch:watch", "Live view of decisions: rate, latency, mix, declines."),
 }
 
 #: name -> ("module:attribute", help) for `riskflow bench NAME`; each prints JSON with --json.
