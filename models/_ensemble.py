@@ -1,0 +1,249 @@
+"""The fraud model: LightGBM + MLP members, blended on validation, calibrated.
+
+Estimator-style: the constructor stores settings, :meth:`Ensemble.fit` learns
+(attributes ending in ``_``), prediction methods take a float32 feature matrix
+whose columns are the feature engine's ``feature_names`` in order.
+
+>>> from riskflow.models import Ensemble, make_synthetic
+>>> d = make_synthetic(n=4000, seed=0)
+>>> model = Ensemble(mlp_params={"max_epochs": 2}).fit(
+...     d.X[:3000], d.y[:3000], d.X[3000:], d.y[3000:],
+...     feature_names=d.feature_names, kinds=d.kinds, descriptions=d.descriptions)
+>>> p = model.predict_proba(d.X[3000:])
+>>> p.dtype.name, bool((p >= 0).all() and (p <= 1).all()), sorted(model.predict_members(d.X[:2]))
+('float64', True, ['lightgbm', 'mlp'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from riskflow.models._calibration import Blender, Calibrator
+from riskflow.models._lgbm import LightGBMMember
+from riskflow.models._mlp import MLPMember
+
+__all__ = ["Ensemble", "MEMBERS"]
+
+#: Member names, in the order their scores enter the blend.
+MEMBERS: tuple[str, ...] = ("lightgbm", "mlp")
+Progress = Callable[[str, int, int, str], None]
+
+
+class Ensemble:
+    """Calibrated blend of a LightGBM and a torch MLP fraud classifier.
+
+    Parameters
+    ----------
+    members
+        Which members to train, a subset of :data:`MEMBERS` (default both).
+    blend
+        ``"weighted"`` (convex weights maximising validation AP) or ``"stacking"``.
+    calibration
+        ``"auto"``, ``"isotonic"`` or ``"platt"`` (see :class:`Calibrator`).
+    lgbm_params, mlp_params
+        Keyword arguments for :class:`LightGBMMember` / :class:`MLPMember`.
+    seed, num_threads
+        Fixed seed for every member; threads for training and inference.
+
+    Attributes (after fit or load)
+    ------------------------------
+    members_ : dict name -> fitted member
+    blender_, calibrator_ : the fitted blend and calibration
+    feature_names_, kinds_, descriptions_ : the feature list the model expects
+    version : str or None, set when saved or loaded
+    """
+
+    def __init__(
+        self,
+        *,
+        members: Sequence[str] = MEMBERS,
+        blend: str = "weighted",
+        calibration: str = "auto",
+        lgbm_params: dict[str, Any] | None = None,
+        mlp_params: dict[str, Any] | None = None,
+        seed: int = 0,
+        num_threads: int = 1,
+    ) -> None:
+        self.members = tuple(members)
+        self.blend = blend
+        self.calibration = calibration
+        self.lgbm_params = lgbm_params
+        self.mlp_params = mlp_params
+        self.seed = seed
+        self.num_threads = num_threads
+        self.version: str | None = None
+        self.catalogue_hash: str | None = None
+
+    # -- training ---------------------------------------------------------
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_valid: np.ndarray,
+        y_valid: np.ndarray,
+        *,
+        feature_names: Sequence[str],
+        kinds: Sequence[str] | None = None,
+        descriptions: Sequence[str] | None = None,
+        progress: Progress | None = None,
+    ) -> Ensemble:
+        """Fit the members on the training rows, blend and calibration on validation.
+
+        ``kinds`` marks columns ``"categorical"`` (integer codes, -1 absent) or
+        ``"numeric"``; ``descriptions`` name features for reason codes.
+        """
+        X = _matrix(X, "X")
+        X_valid = _matrix(X_valid, "X_valid")
+        y = _labels(y, len(X), "y")
+        y_valid = _labels(y_valid, len(X_valid), "y_valid")
+        F = X.shape[1]
+        bad = [m for m in self.members if m not in MEMBERS]
+        if bad or not self.members:
+            raise ValueError(
+                f"The 'members' parameter of Ensemble must be a non-empty subset of {MEMBERS}. "
+                f"Got {self.members!r} instead."
+            )
+        if X_valid.shape[1] != F or len(feature_names) != F:
+            raise ValueError(
+                f"X, X_valid and feature_names must agree on the number of features. Got "
+                f"{F}, {X_valid.shape[1]} and {len(feature_names)} instead."
+            )
+        if not 0 < int(y.sum()) < len(y):
+            raise ValueError(
+                f"The training window needs both frauds and legitimate transactions. Got "
+                f"{int(y.sum())} frauds among {len(y)} rows instead; widen the training window "
+                "or check that labels were read."
+            )
+        kinds = tuple(kinds) if kinds is not None else ("numeric",) * F
+        if len(kinds) != F or not set(kinds) <= {"numeric", "categorical"}:
+            raise ValueError(
+                f"kinds must give 'numeric' or 'categorical' for each of the {F} features."
+            )
+        categorical = [i for i, k in enumerate(kinds) if k == "categorical"]
+        self.feature_names_ = tuple(feature_names)
+        self.kinds_ = kinds
+        self.descriptions_ = tuple(descriptions) if descriptions is not None else self.feature_names_
+        fitted: dict[str, Any] = {}
+        for name in MEMBERS:
+            if name not in self.members:
+                continue
+            if name == "lightgbm":
+                fitted[name] = LightGBMMember(
+                    **(self.lgbm_params or {}), seed=self.seed, num_threads=self.num_threads
+                ).fit(
+                    X, y, X_valid, y_valid, feature_names=self.feature_names_,
+                    categorical=categorical, progress=progress,
+                )
+            else:
+                fitted[name] = MLPMember(
+                    **(self.mlp_params or {}), seed=self.seed, num_threads=self.num_threads
+                ).fit(X, y, X_valid, y_valid, categorical=categorical, progress=progress)
+        self.members_ = fitted
+        Z = self._member_matrix(X_valid)
+        self.blender_ = Blender(self.blend).fit(Z, y_valid)
+        self.calibrator_ = Calibrator(self.calibration).fit(self.blender_.transform(Z), y_valid)
+        self.n_features_in_ = F
+        self.version = None
+        return self
+
+    # -- inference --------------------------------------------------------
+    def _member_matrix(self, X: np.ndarray) -> np.ndarray:
+        return np.column_stack([m.decision_function(X) for m in self.members_.values()])
+
+    def _check(self, X: np.ndarray) -> np.ndarray:
+        X = _matrix(X, "X")
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features but this model expects {self.n_features_in_} "
+                f"({', '.join(self.feature_names_[:5])}, ...). Was it built by another "
+                "feature catalogue?"
+            )
+        return X
+
+    def predict_members(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw member scores (log-odds before blending and calibration), name -> (n,)."""
+        X = self._check(X)
+        return {name: m.decision_function(X) for name, m in self.members_.items()}
+
+    def score(self, X: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Calibrated probabilities and raw member scores in one pass."""
+        members = self.predict_members(X)
+        Z = np.column_stack(list(members.values()))
+        return self.calibrator_.predict(self.blender_.transform(Z)), members
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Calibrated fraud probability per row, float64 (n,)."""
+        return self.score(X)[0]
+
+    def blend_scores(self, X: np.ndarray) -> np.ndarray:
+        """The uncalibrated blend (the score calibration maps to a probability)."""
+        return self.blender_.transform(self._member_matrix(self._check(X)))
+
+    # -- explanations -----------------------------------------------------
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """Per-feature contributions to the LightGBM member's log-odds, (n, F + 1).
+
+        TreeSHAP values (LightGBM ``pred_contrib``); the last column is the
+        expected value. Positive = pushes towards fraud.
+        """
+        if "lightgbm" not in self.members_:
+            raise ValueError("Reason codes need the LightGBM member; this model has none.")
+        return self.members_["lightgbm"].contributions(self._check(X))
+
+    def reason_codes(
+        self, X: np.ndarray, rows: Sequence[int] | np.ndarray | None = None, k: int = 3
+    ) -> list[list[dict[str, Any]]]:
+        """The top ``k`` features pushing each row's score up, in analyst words.
+
+        For each row of ``X[rows]`` (default all rows): up to ``k`` dicts
+        ``{"feature", "description", "contribution", "value"}`` sorted by
+        decreasing contribution, only positive contributions (a row whose risk
+        nothing raises gets an empty list). ``contribution`` is the feature's
+        SHAP value in the LightGBM member's log-odds.
+        """
+        X = self._check(X)
+        idx = np.arange(len(X)) if rows is None else np.asarray(rows, dtype=np.int64)
+        if idx.size == 0:
+            return []
+        sub = X[idx]
+        contrib = self.contributions(sub)[:, :-1]
+        out: list[list[dict[str, Any]]] = []
+        for r in range(len(idx)):
+            c = contrib[r]
+            top = np.argsort(-c, kind="stable")[:k]
+            out.append(
+                [
+                    {
+                        "feature": self.feature_names_[j],
+                        "description": self.descriptions_[j],
+                        "contribution": float(c[j]),
+                        "value": None if np.isnan(sub[r, j]) else float(sub[r, j]),
+                    }
+                    for j in top
+                    if c[j] > 0
+                ]
+            )
+        return out
+
+    def __repr__(self) -> str:
+        state = f"version={self.version!r}" if hasattr(self, "members_") else "unfitted"
+        return f"Ensemble(members={self.members!r}, {state})"
+
+
+def _matrix(X: Any, name: str) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D feature matrix. Got shape {X.shape} instead.")
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
+def _labels(y: Any, n: int, name: str) -> np.ndarray:
+    y = np.asarray(y).ravel()
+    if y.shape[0] != n:
+        raise ValueError(f"{name} must have one label per row ({n}). Got {y.shape[0]} instead.")
+    if y.size and not np.isin(y, (0, 1)).all():
+        raise ValueError(f"{name} must hold only 0 and 1.")
+    return y.astype(np.int8)
