@@ -80,7 +80,8 @@ class MLPMember:
     hidden, dropout
         Widths of the hidden layers; dropout after each.
     lr, weight_decay, batch_size
-        Adam settings and mini-batch size.
+        Adam settings and mini-batch size (default: about 50 steps per epoch,
+        between 64 and 1024 rows, so small data sets still train).
     max_epochs, patience
         Upper bound on epochs; epochs without a better validation AP before stopping.
     max_vocab, min_count
@@ -99,7 +100,7 @@ class MLPMember:
         dropout: float = 0.1,
         lr: float = 2e-3,
         weight_decay: float = 1e-5,
-        batch_size: int = 1024,
+        batch_size: int | None = None,
         max_epochs: int = 30,
         patience: int = 4,
         max_vocab: int = 256,
@@ -232,12 +233,13 @@ class MLPMember:
                 opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
                 gen = torch.Generator().manual_seed(self.seed)
                 has_valid_pos = 0 < int(np.sum(y_valid)) < len(y_valid)
+                batch = self.batch_size or int(np.clip(len(target) // 50, 64, 1024))
                 best_ap, best_state, best_epoch, stale = -1.0, None, 0, 0
                 for epoch in range(1, self.max_epochs + 1):
                     net.train()
                     order = torch.randperm(len(target), generator=gen)
-                    for start in range(0, len(order), self.batch_size):
-                        idx = order[start : start + self.batch_size]
+                    for start in range(0, len(order), batch):
+                        idx = order[start : start + batch]
                         opt.zero_grad(set_to_none=True)
                         loss = loss_fn(net(dense[idx], cats[idx]), target[idx])
                         loss.backward()

@@ -1,0 +1,114 @@
+"""Ensemble: reproducible, calibrated, explainable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from riskflow import metrics
+from riskflow.models import Calibrator, Ensemble
+
+from models_testkit import FAST_LGBM, FAST_MLP, data, fit, fitted, split
+
+
+def test_training_is_reproducible() -> None:
+    d = data()
+    _, _, te = split(d)
+    a, b = fitted(0), fit(0)
+    pa, ma = a.score(d.X[te])
+    pb, mb = b.score(d.X[te])
+    np.testing.assert_array_equal(pa, pb)
+    for name in ma:
+        np.testing.assert_array_equal(ma[name], mb[name])
+    assert a.members_["lightgbm"].model_text_ == b.members_["lightgbm"].model_text_
+
+
+def test_output_is_a_probability_and_ranks_like_the_blend() -> None:
+    d = data()
+    _, _, te = split(d)
+    m = fitted()
+    p = m.predict_proba(d.X[te])
+    assert p.dtype == np.float64 and p.shape == (te.stop - te.start,)
+    assert ((p >= 0) & (p <= 1)).all()
+    s = m.blend_scores(d.X[te])
+    # Calibration is strictly monotone: the ranking metrics are the blend's.
+    assert metrics.average_precision(d.y[te], p) == pytest.approx(metrics.average_precision(d.y[te], s))
+    assert metrics.roc_auc(d.y[te], p) > 0.7
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic"])
+def test_calibration_improves_brier_on_held_out_data(method: str) -> None:
+    d = data()
+    _, _, te = split(d)
+    m = fitted()
+    # The members over-weight frauds (imbalance handling), so their own sigmoid
+    # over-states risk; the calibrated ensemble must do better on unseen rows.
+    va = split(d)[1]
+    s_valid = m.blender_.transform(np.column_stack(list(m.predict_members(d.X[va]).values())))
+    cal = Calibrator(method).fit(s_valid, d.y[va])
+    p = cal.predict(m.blend_scores(d.X[te]))
+    calibrated = metrics.brier_score(d.y[te], p)
+    for raw in m.predict_members(d.X[te]).values():
+        assert calibrated < metrics.brier_score(d.y[te], 1 / (1 + np.exp(-raw)))
+    uncalibrated = 1 / (1 + np.exp(-m.blend_scores(d.X[te])))
+    assert calibrated < metrics.brier_score(d.y[te], uncalibrated)
+
+
+def test_isotonic_calibration_keeps_ties_broken() -> None:
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=2000)
+    y = (rng.random(2000) < 1 / (1 + np.exp(-(2 * s - 3)))).astype(int)
+    c = Calibrator("isotonic").fit(s, y)
+    grid = np.linspace(-4, 4, 500)
+    p = c.predict(grid)
+    assert (np.diff(p) > 0).all()
+    assert ((p >= 0) & (p <= 1)).all()
+
+
+def test_reason_codes_name_real_features_with_signs_of_the_contributions() -> None:
+    d = data()
+    _, _, te = split(d)
+    m = fitted()
+    X = d.X[te]
+    p = m.predict_proba(X)
+    rows = np.argsort(-p)[:25]
+    codes = m.reason_codes(X, rows, k=3)
+    contrib = m.contributions(X[rows])
+    # SHAP contributions add up to the LightGBM member's raw score.
+    np.testing.assert_allclose(contrib.sum(axis=1), m.predict_members(X[rows])["lightgbm"], atol=1e-6)
+    assert len(codes) == len(rows)
+    for r, row_codes in enumerate(codes):
+        assert 1 <= len(row_codes) <= 3
+        values = [c["contribution"] for c in row_codes]
+        assert values == sorted(values, reverse=True) and min(values) > 0
+        positive = np.sort(contrib[r, :-1][contrib[r, :-1] > 0])[::-1]
+        np.testing.assert_allclose(values, positive[: len(values)])
+        for c in row_codes:
+            j = d.feature_names.index(c["feature"])
+            assert c["description"] == d.descriptions[j]
+            assert c["contribution"] == pytest.approx(contrib[r, j])
+    assert m.reason_codes(X, [], k=3) == []
+
+
+def test_inputs_are_checked() -> None:
+    d = data()
+    tr, va, _ = split(d)
+    with pytest.raises(ValueError, match="both frauds"):
+        Ensemble().fit(d.X[tr], np.zeros(tr.stop, int), d.X[va], d.y[va], feature_names=d.feature_names)
+    with pytest.raises(ValueError, match="members"):
+        Ensemble(members=("xgboost",)).fit(d.X[tr], d.y[tr], d.X[va], d.y[va], feature_names=d.feature_names)
+    with pytest.raises(ValueError, match="expects 12"):
+        fitted().predict_proba(d.X[:3, :5])
+
+
+def test_single_member_and_stacking() -> None:
+    d = data()
+    tr, va, te = split(d)
+    lone = Ensemble(members=("lightgbm",), lgbm_params=FAST_LGBM).fit(
+        d.X[tr], d.y[tr], d.X[va], d.y[va], feature_names=d.feature_names, kinds=d.kinds
+    )
+    assert list(lone.predict_members(d.X[te])) == ["lightgbm"]
+    stacked = Ensemble(blend="stacking", calibration="platt", lgbm_params=FAST_LGBM, mlp_params=FAST_MLP).fit(
+        d.X[tr], d.y[tr], d.X[va], d.y[va], feature_names=d.feature_names, kinds=d.kinds
+    )
+    assert metrics.roc_auc(d.y[te], stacked.predict_proba(d.X[te])) > 0.7
