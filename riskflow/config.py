@@ -316,7 +316,10 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"Config file {str(p)!r} is not valid TOML: {exc}.") from exc
         source = str(p)
-    data = _merge(data, _env_overrides(env))
+    # Layer file and environment over the full defaults, so overriding one
+    # field of a section (RISKFLOW_TOPICS__POLICY__NAME) keeps that section's
+    # other defaults (the policy topic stays compacted with 1 partition).
+    data = _merge(_merge(Config().model_dump(), data), _env_overrides(env))
     try:
         return Config.model_validate(data)
     except pydantic.ValidationError as exc:
