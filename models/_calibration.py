@@ -20,8 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numba import njit
 
-__all__ = ["Blender", "Calibrator"]
+__all__ = ["Blender", "Calibrator", "blend_and_calibrate"]
 
 #: Grid step of the blend weight: finer steps only fit validation noise.
 _WEIGHT_STEP = 0.02
@@ -193,3 +194,59 @@ class Calibrator:
         if c.method_ == "isotonic" and (c.x_.size == 0 or c.x_.shape != c.y_.shape):
             raise ValueError("isotonic calibration needs matching, non-empty x and y")
         return c
+
+
+def blend_and_calibrate(Z: np.ndarray, blender: Blender, calibrator: Calibrator) -> np.ndarray:
+    """``calibrator.predict(blender.transform(Z))`` in one compiled pass.
+
+    The serving path: at small batches the numpy version spends most of its
+    time in per-call overhead. Equal to the numpy version to rounding.
+    """
+    Z = np.ascontiguousarray(Z, dtype=np.float64)
+    out = np.empty(Z.shape[0], dtype=np.float64)
+    _blend_calibrate(
+        Z, blender.mean_, blender.scale_, blender.weights_, blender.intercept_,
+        calibrator.a_, calibrator.b_, calibrator.x_, calibrator.y_,
+        calibrator.method_ == "isotonic", _TIE_BREAK, out,
+    )
+    return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sig(z):  # pragma: no cover - compiled
+    if z >= 0:
+        return 1.0 / (1.0 + np.exp(-z))
+    ez = np.exp(z)
+    return ez / (1.0 + ez)
+
+
+@njit(cache=True, nogil=True)
+def _blend_calibrate(
+    Z, mean, scale, weights, intercept, a, b, iso_x, iso_y, isotonic, tie_break, out
+):  # pragma: no cover - compiled; parity-tested against Blender/Calibrator
+    m = Z.shape[1]
+    k = iso_x.size
+    for i in range(Z.shape[0]):
+        s = intercept
+        for j in range(m):
+            s += (Z[i, j] - mean[j]) / scale[j] * weights[j]
+        platt = _sig(a * s + b)
+        if not isotonic:
+            out[i] = platt
+            continue
+        if s <= iso_x[0]:
+            iso = iso_y[0]
+        elif s >= iso_x[k - 1]:
+            iso = iso_y[k - 1]
+        else:
+            lo, hi = 0, k - 1  # iso_x[lo] < s < iso_x[hi]
+            while hi - lo > 1:
+                mid = (lo + hi) >> 1
+                if iso_x[mid] <= s:
+                    lo = mid
+                else:
+                    hi = mid
+            dx = iso_x[hi] - iso_x[lo]
+            iso = iso_y[hi] if dx == 0.0 else iso_y[lo] + (s - iso_x[lo]) * (iso_y[hi] - iso_y[lo]) / dx
+        tie = platt if a > 0 else _sig(s)
+        out[i] = (1.0 - tie_break) * iso + tie_break * tie

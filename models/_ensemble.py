@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from riskflow.models._calibration import Blender, Calibrator
+from riskflow.models._calibration import Blender, Calibrator, blend_and_calibrate
 from riskflow.models._lgbm import LightGBMMember
 from riskflow.models._mlp import MLPMember
 
@@ -172,7 +172,7 @@ class Ensemble:
         """Calibrated probabilities and raw member scores in one pass."""
         members = self.predict_members(X)
         Z = np.column_stack(list(members.values()))
-        return self.calibrator_.predict(self.blender_.transform(Z)), members
+        return blend_and_calibrate(Z, self.blender_, self.calibrator_), members
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Calibrated fraud probability per row, float64 (n,)."""

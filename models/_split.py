@@ -167,6 +167,49 @@ class TimeSplit:
         warm = min(7 * _DAY_MS, left // 4) if warmup_ms is None else warmup_ms
         return cls(Window(data_start_ms + warm, train_end), valid, test, gap_ms)
 
+    @classmethod
+    def resolve(
+        cls,
+        data_start_ms: int,
+        data_end_ms: int,
+        *,
+        train: tuple[str | int, str | int] | None = None,
+        valid: tuple[str | int, str | int] | None = None,
+        test: tuple[str | int, str | int] | None = None,
+        gap: str | int = "7d",
+    ) -> TimeSplit:
+        """Windows from what the user gave, the rest filled in from the data.
+
+        Missing windows are laid out around the given ones: test defaults to
+        the last week of the data (or after validation), validation to the
+        week ending one gap before test, training to everything from the
+        warm-up to one gap before validation. ``data_end_ms`` is exclusive.
+        """
+        gap_ms = gap if isinstance(gap, int) else parse_duration_ms(gap)
+        if train is None and valid is None and test is None:
+            return cls.default(data_start_ms, data_end_ms, gap_ms=gap_ms)
+        wt = Window(*map(parse_time_ms, train)) if train else None
+        wv = Window(*map(parse_time_ms, valid)) if valid else None
+        ws = Window(*map(parse_time_ms, test)) if test else None
+        week = 7 * _DAY_MS
+        if ws is None and wv is None and wt is not None:
+            wv = Window(wt.end + gap_ms, wt.end + gap_ms + week)
+        if ws is None:
+            if wv is not None:
+                start = wv.end + gap_ms
+                end = min(data_end_ms, start + week) if data_end_ms > start else start + week
+                ws = Window(start, end)
+            else:
+                ws = cls.default(data_start_ms, data_end_ms, gap_ms=gap_ms).test
+        if wv is None:
+            end = ws.start - gap_ms
+            wv = Window(wt.end + gap_ms if wt is not None else end - week, end)
+        if wt is None:
+            end = wv.start - gap_ms
+            left = end - data_start_ms
+            wt = Window(data_start_ms + min(week, max(left, 0) // 4), end)
+        return cls(wt, wv, ws, int(gap_ms))
+
     def label_cutoff(self, name: SplitName) -> int | None:
         """Labels known before this time count for window ``name``; None = all labels."""
         if name == "test":

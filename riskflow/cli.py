@@ -26,10 +26,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Publish a transactions file to the transactions topic.",
     ),
     "watch": ("riskflow.commands.watch:watch", "Live view of decisions: rate, latency, mix, declines."),
+    "train": ("riskflow.commands.train:train", "Train, evaluate and save the fraud model ensemble."),
 }
 
 #: name -> ("module:attribute", help) for `riskflow bench NAME`; each prints JSON with --json.
-BENCHMARKS: dict[str, tuple[str, str]] = {}
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "models": ("riskflow.commands.bench_models:models", "Inference tx/s of each model member and the ensemble."),
+}
 
 
 class LazyGroup(click.Group):

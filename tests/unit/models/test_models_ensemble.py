@@ -112,3 +112,16 @@ def test_single_member_and_stacking() -> None:
         d.X[tr], d.y[tr], d.X[va], d.y[va], feature_names=d.feature_names, kinds=d.kinds
     )
     assert metrics.roc_auc(d.y[te], stacked.predict_proba(d.X[te])) > 0.7
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic"])
+def test_compiled_blend_and_calibration_match_numpy(method: str) -> None:
+    from riskflow.models._calibration import Blender, blend_and_calibrate
+
+    rng = np.random.default_rng(1)
+    Z = rng.normal(size=(3000, 2)) + rng.random((3000, 1)) * 2
+    y = (rng.random(3000) < 1 / (1 + np.exp(-(Z.sum(axis=1) - 4)))).astype(int)
+    b = Blender("weighted").fit(Z[:2000], y[:2000])
+    c = Calibrator(method).fit(b.transform(Z[:2000]), y[:2000])
+    Zt = np.vstack([Z[2000:], [[-50.0, -50.0], [50.0, 50.0]]])  # beyond the curve's ends too
+    np.testing.assert_allclose(blend_and_calibrate(Zt, b, c), c.predict(b.transform(Zt)), rtol=0, atol=1e-12)

@@ -1,0 +1,55 @@
+"""``riskflow bench models``: inference throughput of each member and the ensemble."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from riskflow.cli import load_ctx_config
+
+
+@click.command()
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(exists=True, file_okay=False),
+    help="Model directory (default: config model.path if it holds a model, else a synthetic one).",
+)
+@click.option("--seconds", default=0.5, show_default=True, type=click.FloatRange(min=0.01),
+              help="Measuring time per (path, batch size).")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="Threads per worker (default: config model.num_threads).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def models(
+    ctx: click.Context, model_path: str | None, seconds: float, threads: int | None, as_json: bool
+) -> None:
+    """Transactions/s at batch sizes 1, 64, 1024 for LightGBM, the MLP and the ensemble.
+
+    Also measures LightGBM's own predict against the compiled tree runtime the
+    scorer uses, and torch against the MLP's numpy serving path.
+    """
+    from riskflow.errors import RiskflowError
+    from riskflow.models._bench import bench_models
+
+    config = load_ctx_config(ctx)
+    if model_path is None and (Path(config.model.path) / "manifest.json").is_file():
+        model_path = str(config.model.path)
+    try:
+        result = bench_models(
+            model_path, seconds=seconds, num_threads=threads or config.model.num_threads
+        )
+    except RiskflowError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"model: {result['model']}  features: {result['n_features']}  threads: {result['num_threads']}")
+    sizes = [str(b) for b in result["batch_sizes"]]
+    click.echo(f"{'path':<18}" + "".join(f"{'batch ' + s:>16}" for s in sizes))
+    for name, row in result["results"].items():
+        click.echo(f"{name:<18}" + "".join(f"{row[s]:>16,.0f}" for s in sizes))
+    for name, row in result["ratios"].items():
+        click.echo(f"{name}: " + ", ".join(f"batch {s}: x{row[s]}" for s in sizes))
