@@ -15,6 +15,7 @@ settings (SASL, TLS) are written once.
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -143,23 +144,43 @@ def wait_for_broker(config: KafkaConfig, timeout: float = 10.0) -> dict[str, Any
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while True:
-        remaining_ms = max(int((deadline - time.monotonic()) * 1000), 500)
-        try:
-            admin = KafkaAdminClient(
-                **admin_kwargs(
-                    config, bootstrap_timeout_ms=remaining_ms, request_timeout_ms=remaining_ms
-                )
-            )
+        remaining = deadline - time.monotonic()
+        # A plain TCP probe first: cheaper than a client, and kafka-python
+        # 3.0 leaks the socket of a refused connection.
+        refused = _tcp_refusal(config.bootstrap_servers, min(max(remaining, 0.2), 2.0))
+        if refused is not None:
+            last = refused
+        else:
+            remaining_ms = max(int((deadline - time.monotonic()) * 1000), 500)
             try:
-                cluster: dict[str, Any] = admin.describe_cluster()
-            finally:
-                admin.close()
-            if cluster.get("brokers"):
-                return cluster
-            last = None
-        except (KafkaError, OSError) as exc:
-            last = exc
+                admin = KafkaAdminClient(
+                    **admin_kwargs(
+                        config, bootstrap_timeout_ms=remaining_ms, request_timeout_ms=remaining_ms
+                    )
+                )
+                try:
+                    cluster: dict[str, Any] = admin.describe_cluster()
+                finally:
+                    admin.close()
+                if cluster.get("brokers"):
+                    return cluster
+                last = None
+            except (KafkaError, OSError) as exc:
+                last = exc
         if time.monotonic() >= deadline:
             detail = (str(last) or type(last).__name__) if last else "no live broker in metadata"
             raise BrokerError(no_broker_message(config, detail)) from last
         time.sleep(0.2)
+
+
+def _tcp_refusal(servers: tuple[str, ...], timeout: float) -> OSError | None:
+    """None if any bootstrap server accepts a TCP connection, else the last error."""
+    last: OSError | None = None
+    for hostport in servers:
+        host, _, port = hostport.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+                return None
+        except OSError as exc:
+            last = OSError(exc.errno, f"{hostport}: {exc.strerror or exc}")
+    return last

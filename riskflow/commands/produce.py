@@ -66,7 +66,8 @@ def produce(
     def on_total(n: int) -> None:
         nonlocal bar, task
         state["total"] = n
-        if progress and not as_json:
+        console = _stderr_console() if progress and not as_json else None
+        if console is not None and console.is_terminal:  # no bar in logs and pipes
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -82,7 +83,7 @@ def produce(
                 TextColumn("{task.fields[rate]:>9.0f} msg/s"),
                 TimeRemainingColumn(),
                 transient=True,
-                console=_stderr_console(),
+                console=console,
             )
             task = bar.add_task("produce", total=n, rate=0.0)
             bar.start()
