@@ -79,10 +79,12 @@ cmd_fetch() {
   local partial=$KAFKA_HOME/libs.partial.$$ t0=$SECONDS
   rm -rf "$partial"
   say "fetching Apache Kafka $VERSION from Maven Central into $LIBS ..."
+  local log=$KAFKA_HOME/fetch.log
   if ! mvn -B -q -Dstyle.color=never -f "$HERE/pom.xml" -Dkafka.version="$VERSION" \
-      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$partial"; then
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$partial" >"$log" 2>&1; then
     rm -rf "$partial"
-    die "Maven could not fetch org.apache.kafka:kafka_2.13:$VERSION (offline? wrong RISKFLOW_KAFKA_VERSION?)"
+    tail -n 30 "$log" >&2
+    die "Maven could not fetch org.apache.kafka:kafka_2.13:$VERSION (offline? wrong RISKFLOW_KAFKA_VERSION?); full output in $log"
   fi
   [[ -f $partial/kafka_2.13-$VERSION.jar ]] || { rm -rf "$partial"; die "Maven ran but kafka_2.13-$VERSION.jar is missing from its output"; }
   touch "$partial/.complete"
