@@ -46,8 +46,9 @@ def test_swap_under_concurrent_scoring(tmp_path: Path) -> None:
     scored_rows = np.concatenate([rows for rows, _ in results])
     assert np.array_equal(np.sort(scored_rows), np.arange(3700))
     for rows, out in results:
-        # The whole batch came from the version it reports.
-        np.testing.assert_array_equal(out.scores, expected[out.version][rows])
+        # The whole batch came from the version it reports (BLAS may round
+        # the last bit differently by batch shape; versions differ far more).
+        np.testing.assert_allclose(out.scores, expected[out.version][rows], rtol=1e-12, atol=0)
     assert sum(scorer.batches_by_version.values()) == len(batches)
     assert set(seen) == {a.version, b.version}  # the swaps really happened mid-stream
 
