@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from riskflow.errors import ArtifactError
 from riskflow.models._calibration import Blender, Calibrator
 from riskflow.models._ensemble import MEMBERS, Ensemble
 from riskflow.models._lgbm import LightGBMMember
 from riskflow.models._mlp import MLPMember
+
+from riskflow.errors import ArtifactError
 
 __all__ = [
     "FORMAT",
@@ -271,19 +271,26 @@ def load_model(
                 f"{MANIFEST} (file changed or truncated after training). Retrain or restore "
                 "the model directory."
             )
-    if expected_catalogue_hash is not None and manifest.get("catalogue_hash") != expected_catalogue_hash:
+    if (
+        expected_catalogue_hash is not None
+        and manifest.get("catalogue_hash") != expected_catalogue_hash
+    ):
         detail = ""
         try:
-            names = [f["name"] for f in json.loads((p / "features.json").read_text())]
+            trained = [f["name"] for f in json.loads((p / "features.json").read_text())]
             if expected_feature_names is not None:
                 exp = list(expected_feature_names)
-                missing = [n for n in names if n not in exp]
-                extra = [n for n in exp if n not in names]
+                missing = [n for n in trained if n not in exp]
+                extra = [n for n in exp if n not in trained]
                 detail = (
-                    f" The model expects {len(names)} features, the engine computes {len(exp)}"
+                    f" The model expects {len(trained)} features, the engine computes {len(exp)}"
                     + (f"; unknown to the engine: {missing[:5]}" if missing else "")
                     + (f"; new in the engine: {extra[:5]}" if extra else "")
-                    + ("; same names, other order or definitions" if not missing and not extra else "")
+                    + (
+                        "; same names, other order or definitions"
+                        if not missing and not extra
+                        else ""
+                    )
                     + "."
                 )
         except (OSError, ValueError, KeyError, TypeError):
@@ -343,7 +350,9 @@ def load_model(
             try:
                 config = ens["mlp"]["config"]
             except (KeyError, TypeError) as exc:
-                raise ArtifactError(f"Model {str(p)!r}: ensemble.json lacks the MLP layout.") from exc
+                raise ArtifactError(
+                    f"Model {str(p)!r}: ensemble.json lacks the MLP layout."
+                ) from exc
             members[name] = MLPMember.from_state(config, state)
         if members[name].n_features_in_ != len(names):
             raise ArtifactError(

@@ -72,7 +72,8 @@ def benchmark_model(
     ratios: dict[str, dict[str, float]] = {}
     if lgbm is not None:
         ratios["lightgbm_compiled_vs_native"] = {
-            k: round(results["lightgbm"][k] / results["lightgbm_native"][k], 2) for k in results["lightgbm"]
+            k: round(results["lightgbm"][k] / results["lightgbm_native"][k], 2)
+            for k in results["lightgbm"]
         }
     if mlp is not None:
         ratios["mlp_numpy_vs_torch"] = {
@@ -120,8 +121,12 @@ def bench_models(
             seed=seed,
             num_threads=num_threads,
         ).fit(
-            d.X[:16_000], d.y[:16_000], d.X[16_000:], d.y[16_000:],
-            feature_names=d.feature_names, kinds=d.kinds,
+            d.X[:16_000],
+            d.y[:16_000],
+            d.X[16_000:],
+            d.y[16_000:],
+            feature_names=d.feature_names,
+            kinds=d.kinds,
         )
         X = d.X
         source = {"model": "synthetic", "train_seconds": round(time.perf_counter() - t0, 2)}
@@ -135,5 +140,7 @@ def bench_models(
     return {
         "benchmark": "models",
         **source,
-        **benchmark_model(model, X, batch_sizes=batch_sizes, seconds=seconds, num_threads=num_threads),
+        **benchmark_model(
+            model, X, batch_sizes=batch_sizes, seconds=seconds, num_threads=num_threads
+        ),
     }

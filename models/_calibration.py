@@ -79,7 +79,9 @@ class Blender:
             self.weights_, self.intercept_ = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
         elif m == 2 and both:
             grid = np.round(np.arange(0.0, 1.0 + 1e-9, _WEIGHT_STEP), 10)
-            aps = np.array([average_precision_score(y, w * S[:, 0] + (1 - w) * S[:, 1]) for w in grid])
+            aps = np.array(
+                [average_precision_score(y, w * S[:, 0] + (1 - w) * S[:, 1]) for w in grid]
+            )
             # Best AP; among near-ties the weight closest to an even split.
             best = np.flatnonzero(aps >= aps.max() - 1e-9)
             w = float(grid[best[np.argmin(np.abs(grid[best] - 0.5))]])
@@ -205,9 +207,18 @@ def blend_and_calibrate(Z: np.ndarray, blender: Blender, calibrator: Calibrator)
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     out = np.empty(Z.shape[0], dtype=np.float64)
     _blend_calibrate(
-        Z, blender.mean_, blender.scale_, blender.weights_, blender.intercept_,
-        calibrator.a_, calibrator.b_, calibrator.x_, calibrator.y_,
-        calibrator.method_ == "isotonic", _TIE_BREAK, out,
+        Z,
+        blender.mean_,
+        blender.scale_,
+        blender.weights_,
+        blender.intercept_,
+        calibrator.a_,
+        calibrator.b_,
+        calibrator.x_,
+        calibrator.y_,
+        calibrator.method_ == "isotonic",
+        _TIE_BREAK,
+        out,
     )
     return out
 
@@ -247,6 +258,10 @@ def _blend_calibrate(
                 else:
                     hi = mid
             dx = iso_x[hi] - iso_x[lo]
-            iso = iso_y[hi] if dx == 0.0 else iso_y[lo] + (s - iso_x[lo]) * (iso_y[hi] - iso_y[lo]) / dx
+            iso = (
+                iso_y[hi]
+                if dx == 0.0
+                else iso_y[lo] + (s - iso_x[lo]) * (iso_y[hi] - iso_y[lo]) / dx
+            )
         tie = platt if a > 0 else _sig(s)
         out[i] = (1.0 - tie_break) * iso + tie_break * tie

@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-
 from riskflow.models._calibration import Blender, Calibrator, blend_and_calibrate
 from riskflow.models._lgbm import LightGBMMember
 from riskflow.models._mlp import MLPMember
@@ -125,7 +124,9 @@ class Ensemble:
         categorical = [i for i, k in enumerate(kinds) if k == "categorical"]
         self.feature_names_ = tuple(feature_names)
         self.kinds_ = kinds
-        self.descriptions_ = tuple(descriptions) if descriptions is not None else self.feature_names_
+        self.descriptions_ = (
+            tuple(descriptions) if descriptions is not None else self.feature_names_
+        )
         fitted: dict[str, Any] = {}
         for name in MEMBERS:
             if name not in self.members:
@@ -134,8 +135,13 @@ class Ensemble:
                 fitted[name] = LightGBMMember(
                     **(self.lgbm_params or {}), seed=self.seed, num_threads=self.num_threads
                 ).fit(
-                    X, y, X_valid, y_valid, feature_names=self.feature_names_,
-                    categorical=categorical, progress=progress,
+                    X,
+                    y,
+                    X_valid,
+                    y_valid,
+                    feature_names=self.feature_names_,
+                    categorical=categorical,
+                    progress=progress,
                 )
             else:
                 fitted[name] = MLPMember(

@@ -111,12 +111,20 @@ class LightGBMMember:
         names = [_safe_name(n) for n in feature_names]
         cats = list(categorical)
         train = lgb.Dataset(
-            X, label=y, feature_name=names, categorical_feature=cats, free_raw_data=True,
+            X,
+            label=y,
+            feature_name=names,
+            categorical_feature=cats,
+            free_raw_data=True,
             params={"verbose": -1},
         )
         valid = lgb.Dataset(
-            X_valid, label=y_valid, reference=train, feature_name=names,
-            categorical_feature=cats, params={"verbose": -1},
+            X_valid,
+            label=y_valid,
+            reference=train,
+            feature_name=names,
+            categorical_feature=cats,
+            params={"verbose": -1},
         )
         callbacks: list[Any] = [
             lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False)
@@ -148,7 +156,6 @@ class LightGBMMember:
     # -- state ------------------------------------------------------------
     def _set_booster(self, text: str) -> None:
         import lightgbm as lgb
-
         from riskflow.models._trees import Forest
 
         self.model_text_ = text
@@ -189,7 +196,8 @@ class LightGBMMember:
             raise ArtifactError("This LightGBM model cannot use the compiled runtime.")
         return np.asarray(
             self.booster_.predict(
-                np.ascontiguousarray(X, dtype=np.float32), raw_score=True,
+                np.ascontiguousarray(X, dtype=np.float32),
+                raw_score=True,
                 num_threads=self.num_threads,
             ),
             dtype=np.float64,
@@ -202,7 +210,8 @@ class LightGBMMember:
         """
         return np.asarray(
             self.booster_.predict(
-                np.ascontiguousarray(X, dtype=np.float32), pred_contrib=True,
+                np.ascontiguousarray(X, dtype=np.float32),
+                pred_contrib=True,
                 num_threads=self.num_threads,
             ),
             dtype=np.float64,

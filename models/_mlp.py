@@ -46,6 +46,9 @@ def _signed_log1p(x: np.ndarray) -> np.ndarray:
 class _Net(nn.Module):
     """Preprocessing buffers + embeddings + MLP; forward takes prepared tensors."""
 
+    center: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__()
         n_num = len(cfg["numeric"])
@@ -53,7 +56,8 @@ class _Net(nn.Module):
         self.register_buffer("center", torch.zeros(n_num, dtype=torch.float64))
         self.register_buffer("scale", torch.ones(n_num, dtype=torch.float64))
         self.embeddings = nn.ModuleList(
-            nn.Embedding(size + 1, dim) for size, dim in zip(cfg["vocab_sizes"], cfg["emb_dims"], strict=True)
+            nn.Embedding(size + 1, dim)
+            for size, dim in zip(cfg["vocab_sizes"], cfg["emb_dims"], strict=True)
         )
         for i, size in enumerate(cfg["vocab_sizes"]):
             self.register_buffer(f"vocab_{i}", torch.zeros(size, dtype=torch.float64))
@@ -131,8 +135,16 @@ class MLPMember:
         dense = np.empty((n, self._num_idx.size + self._miss_idx.size), dtype=np.float32)
         cats = np.empty((n, self._cat_idx.size), dtype=np.int64)
         _prepare_rows(
-            X, self._num_idx, self._center, self._scale, self._miss_idx, self._cat_idx,
-            self._vocab_values, self._vocab_offset, dense, cats,
+            X,
+            self._num_idx,
+            self._center,
+            self._scale,
+            self._miss_idx,
+            self._cat_idx,
+            self._vocab_values,
+            self._vocab_offset,
+            dense,
+            cats,
         )
         return dense, cats
 
@@ -250,7 +262,12 @@ class MLPMember:
                     ap = (
                         float(average_precision_score(y_valid, logits))
                         if has_valid_pos
-                        else -float(loss_fn(torch.from_numpy(logits), torch.from_numpy(np.asarray(y_valid, np.float32))))
+                        else -float(
+                            loss_fn(
+                                torch.from_numpy(logits),
+                                torch.from_numpy(np.asarray(y_valid, np.float32)),
+                            )
+                        )
                     )
                     if ap > best_ap + 1e-6:
                         best_ap, best_epoch, stale = ap, epoch, 0
@@ -327,6 +344,7 @@ class MLPMember:
             self._b_first = linears[0].bias.detach().numpy().astype(np.float64)
             tables, off = [], n_dense
             for emb in self.net_.embeddings:
+                assert isinstance(emb, nn.Embedding)
                 e = emb.weight.detach().numpy().astype(np.float64)
                 tables.append(np.ascontiguousarray(e @ w1[:, off : off + e.shape[1]].T))
                 off += e.shape[1]
@@ -377,10 +395,24 @@ class MLPMember:
                 )
             out = np.empty(X.shape[0], dtype=np.float64)
             _forward_rows(
-                X, self._num_idx, self._center, self._scale, self._miss_idx, self._cat_idx,
-                self._vocab_values, self._vocab_offset, self._w_dense, self._b_first,
-                self._tables_flat, self._table_offset, self._w_flat, self._w_offset,
-                self._b_flat, self._b_offset, self._dims, out,
+                X,
+                self._num_idx,
+                self._center,
+                self._scale,
+                self._miss_idx,
+                self._cat_idx,
+                self._vocab_values,
+                self._vocab_offset,
+                self._w_dense,
+                self._b_first,
+                self._tables_flat,
+                self._table_offset,
+                self._w_flat,
+                self._w_offset,
+                self._b_flat,
+                self._b_offset,
+                self._dims,
+                out,
             )
             return out
         dense, cats = self._prepare_arrays(X)
@@ -446,15 +478,40 @@ def _prepare_rows(
 ):  # pragma: no cover - compiled; tested through the member
     for i in range(X.shape[0]):
         _prep_row(
-            X, i, num_idx, center, scale, miss_idx, cat_idx, vocab_values, vocab_offset,
-            dense[i], cats[i],
+            X,
+            i,
+            num_idx,
+            center,
+            scale,
+            miss_idx,
+            cat_idx,
+            vocab_values,
+            vocab_offset,
+            dense[i],
+            cats[i],
         )
 
 
 @njit(cache=True, nogil=True)
 def _forward_rows(
-    X, num_idx, center, scale, miss_idx, cat_idx, vocab_values, vocab_offset,
-    w_dense, b_first, tables, table_offset, w_flat, w_offset, b_flat, b_offset, dims, out,
+    X,
+    num_idx,
+    center,
+    scale,
+    miss_idx,
+    cat_idx,
+    vocab_values,
+    vocab_offset,
+    w_dense,
+    b_first,
+    tables,
+    table_offset,
+    w_flat,
+    w_offset,
+    b_flat,
+    b_offset,
+    dims,
+    out,
 ):  # pragma: no cover - compiled; parity-tested against the BLAS path and torch
     n_dense = num_idx.size + miss_idx.size
     dense = np.empty(n_dense)
@@ -466,8 +523,17 @@ def _forward_rows(
     b = np.empty(width)
     for i in range(X.shape[0]):
         _prep_row(
-            X, i, num_idx, center, scale, miss_idx, cat_idx, vocab_values, vocab_offset,
-            dense, cats,
+            X,
+            i,
+            num_idx,
+            center,
+            scale,
+            miss_idx,
+            cat_idx,
+            vocab_values,
+            vocab_offset,
+            dense,
+            cats,
         )
         h = dims[0]
         for o in range(h):

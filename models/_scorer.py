@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from riskflow.models._artifact import MANIFEST, load_model, read_manifest
 from riskflow.models._ensemble import Ensemble
 
@@ -98,7 +97,9 @@ class Scorer:
             path, expected_catalogue_hash=expected_catalogue_hash, num_threads=num_threads
         )
         return cls(
-            model, path=path, expected_catalogue_hash=expected_catalogue_hash,
+            model,
+            path=path,
+            expected_catalogue_hash=expected_catalogue_hash,
             num_threads=num_threads,
         )
 

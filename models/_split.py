@@ -77,7 +77,12 @@ class Window:
         return (ts >= self.start) & (ts < self.end)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": _iso(self.start), "end": _iso(self.end), "start_ms": self.start, "end_ms": self.end}
+        return {
+            "start": _iso(self.start),
+            "end": _iso(self.end),
+            "start_ms": self.start,
+            "end_ms": self.end,
+        }
 
 
 @dataclass(frozen=True)
@@ -128,7 +133,10 @@ class TimeSplit:
     ) -> TimeSplit:
         """Build from six dates/times and a gap (``"7d"``, ``"36h"``; an int is ms)."""
         gap_ms = gap if isinstance(gap, int) else parse_duration_ms(gap)
-        t = [parse_time_ms(v) for v in (train_start, train_end, valid_start, valid_end, test_start, test_end)]
+        t = [
+            parse_time_ms(v)
+            for v in (train_start, train_end, valid_start, valid_end, test_start, test_end)
+        ]
         return cls(Window(t[0], t[1]), Window(t[2], t[3]), Window(t[4], t[5]), int(gap_ms))
 
     @classmethod

@@ -50,7 +50,10 @@ class Forest:
         """Parse LightGBM's text model (``Booster.model_to_string()``)."""
         header, _, body = text.partition("\nTree=")
         head = _pairs(header.splitlines())
-        if int(head.get("num_class", "1")) != 1 or int(head.get("num_tree_per_iteration", "1")) != 1:
+        if (
+            int(head.get("num_class", "1")) != 1
+            or int(head.get("num_tree_per_iteration", "1")) != 1
+        ):
             raise ArtifactError("Compiled tree inference supports binary models only.")
         num_features = int(head["max_feature_idx"]) + 1
         trees = []
@@ -67,7 +70,9 @@ class Forest:
             num_leaves = int(kv["num_leaves"])
             leaf = _floats(kv["leaf_value"])
             if leaf.size != num_leaves:
-                raise ArtifactError("LightGBM model text is inconsistent: leaf_value count differs.")
+                raise ArtifactError(
+                    "LightGBM model text is inconsistent: leaf_value count differs."
+                )
             leaves.append(leaf)
             if num_leaves > 1:
                 dec = _ints(kv["decision_type"]).astype(np.int8)
@@ -94,7 +99,9 @@ class Forest:
             leaf_off.append(leaf_off[-1] + num_leaves)
 
         def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
-            return np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0), dtype=dtype)
+            return np.ascontiguousarray(
+                np.concatenate(parts) if parts else np.zeros(0), dtype=dtype
+            )
 
         return cls(
             node_offset=np.asarray(node_off, np.int64),
@@ -200,7 +207,9 @@ def _predict_forest(
                         if iv >= 0:
                             w = iv >> 5
                             if w < cat_len[j]:
-                                go_left = ((cat_words[cat_start[j] + w] >> np.uint32(iv & 31)) & 1) == 1
+                                go_left = (
+                                    (cat_words[cat_start[j] + w] >> np.uint32(iv & 31)) & 1
+                                ) == 1
                 else:
                     missing = (d >> 2) & 3
                     if np.isnan(f) and missing != 2:

@@ -153,7 +153,7 @@ def precision_top_k_per_day(
 def brier_score(y: Sequence[int] | np.ndarray, p: Sequence[float] | np.ndarray) -> float:
     """Mean squared error of probabilities ``p`` against labels (lower is better).
 
-    >>> brier_score([0, 1], [0.2, 0.6])
+    >>> round(brier_score([0, 1], [0.2, 0.6]), 6)
     0.1
     """
     y_arr, p_arr = _check(y, p)

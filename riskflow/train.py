@@ -60,7 +60,10 @@ class TrainResult:
 def data_fingerprint(transactions: pd.DataFrame, labels: pd.DataFrame) -> str:
     """SHA-256 (16 hex chars) of the ids, times and amounts of the data and labels."""
     h = hashlib.sha256()
-    for frame, cols in ((transactions, ["tx_id", "event_time", "amount"]), (labels, ["tx_id", "label", "label_time"])):
+    for frame, cols in (
+        (transactions, ["tx_id", "event_time", "amount"]),
+        (labels, ["tx_id", "label", "label_time"]),
+    ):
         present = [c for c in cols if c in frame.columns]
         h.update(f"{len(frame)}:{','.join(present)};".encode())
         if len(frame):
@@ -176,8 +179,12 @@ def train(
     if split is None:
         w = windows or {}
         split = TimeSplit.resolve(
-            int(ts_all[0]), int(ts_all[-1]) + 1,
-            train=w.get("train"), valid=w.get("valid"), test=w.get("test"), gap=gap,
+            int(ts_all[0]),
+            int(ts_all[-1]) + 1,
+            train=w.get("train"),
+            valid=w.get("valid"),
+            test=w.get("test"),
+            gap=gap,
         )
     # Rows after the test window are not needed (features look backwards only).
     tx = tx[ts_all < split.test.end].reset_index(drop=True)
@@ -207,18 +214,28 @@ def train(
                 f"{pd.Timestamp(int(ts[-1]), unit='ms', tz='UTC')}. Adjust --train/--valid/--test."
             )
     y = {
-        name: known_labels(ids[r], labels, split.label_cutoff(name))  # type: ignore[arg-type]
+        name: known_labels(ids[r], labels, split.label_cutoff(name))
         for name, r in rows.items()
     }
 
     t = time.perf_counter()
     threads = num_threads or os.cpu_count() or 1
     model = Ensemble(
-        blend=blend, calibration=calibration, lgbm_params=lgbm_params, mlp_params=mlp_params,
-        seed=seed, num_threads=threads,
+        blend=blend,
+        calibration=calibration,
+        lgbm_params=lgbm_params,
+        mlp_params=mlp_params,
+        seed=seed,
+        num_threads=threads,
     ).fit(
-        X[rows["train"]], y["train"], X[rows["valid"]], y["valid"],
-        feature_names=names, kinds=kinds, descriptions=descriptions, progress=progress,
+        X[rows["train"]],
+        y["train"],
+        X[rows["valid"]],
+        y["valid"],
+        feature_names=names,
+        kinds=kinds,
+        descriptions=descriptions,
+        progress=progress,
     )
     timings["fit"] = time.perf_counter() - t
 

@@ -17,10 +17,18 @@ from riskflow.cli import load_ctx_config
     type=click.Path(exists=True, file_okay=False),
     help="Model directory (default: config model.path if it holds a model, else a synthetic one).",
 )
-@click.option("--seconds", default=0.5, show_default=True, type=click.FloatRange(min=0.01),
-              help="Measuring time per (path, batch size).")
-@click.option("--threads", type=click.IntRange(min=1),
-              help="Threads per worker (default: config model.num_threads).")
+@click.option(
+    "--seconds",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Measuring time per (path, batch size).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="Threads per worker (default: config model.num_threads).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def models(
@@ -46,7 +54,9 @@ def models(
     if as_json:
         click.echo(json.dumps(result))
         return
-    click.echo(f"model: {result['model']}  features: {result['n_features']}  threads: {result['num_threads']}")
+    click.echo(
+        f"model: {result['model']}  features: {result['n_features']}  threads: {result['num_threads']}"
+    )
     sizes = [str(b) for b in result["batch_sizes"]]
     click.echo(f"{'path':<18}" + "".join(f"{'batch ' + s:>16}" for s in sizes))
     for name, row in result["results"].items():

@@ -25,7 +25,9 @@ def _window(value: str | None, name: str) -> tuple[str, str] | None:
 
 
 @click.command()
-@click.option("--data", required=True, type=_FILE, help="History: simulator folder, file or folder.")
+@click.option(
+    "--data", required=True, type=_FILE, help="History: simulator folder, file or folder."
+)
 @click.option("--labels", type=_FILE, help="Labels file/folder if not inside DATA.")
 @click.option(
     "--mapping", type=click.Path(exists=True, dir_okay=False), help="Column mapping TOML."
@@ -38,7 +40,9 @@ def _window(value: str | None, name: str) -> tuple[str, str] | None:
     "--gap", default="7d", show_default=True, help="Label delay between windows (7d, 36h, ...)."
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
-@click.option("--threads", type=click.IntRange(min=1), help="Training threads (default: all cores).")
+@click.option(
+    "--threads", type=click.IntRange(min=1), help="Training threads (default: all cores)."
+)
 @click.option(
     "--blend", type=click.Choice(["weighted", "stacking"]), default="weighted", show_default=True
 )
@@ -48,8 +52,13 @@ def _window(value: str | None, name: str) -> tuple[str, str] | None:
     default="auto",
     show_default=True,
 )
-@click.option("--top-k", default=100, show_default=True, type=click.IntRange(min=1),
-              help="Alerts per day for precision@k.")
+@click.option(
+    "--top-k",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Alerts per day for precision@k.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print only the metrics JSON.")
 @click.pass_context
 def train(
@@ -92,16 +101,35 @@ def train(
     try:
         if as_json:
             result = run(
-                data, out, mapping=mapping, labels_path=labels, windows=windows, gap=gap,
-                config=config, seed=seed, num_threads=threads, blend=blend,
-                calibration=calibration, top_k=top_k,
+                data,
+                out,
+                mapping=mapping,
+                labels_path=labels,
+                windows=windows,
+                gap=gap,
+                config=config,
+                seed=seed,
+                num_threads=threads,
+                blend=blend,
+                calibration=calibration,
+                top_k=top_k,
             )
         else:
             with _ProgressView() as view:
                 result = run(
-                    data, out, mapping=mapping, labels_path=labels, windows=windows, gap=gap,
-                    config=config, seed=seed, num_threads=threads, blend=blend,
-                    calibration=calibration, top_k=top_k, progress=view,
+                    data,
+                    out,
+                    mapping=mapping,
+                    labels_path=labels,
+                    windows=windows,
+                    gap=gap,
+                    config=config,
+                    seed=seed,
+                    num_threads=threads,
+                    blend=blend,
+                    calibration=calibration,
+                    top_k=top_k,
+                    progress=view,
                 )
     except (RiskflowError, ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -157,7 +185,13 @@ def _print_summary(result: Any) -> None:
     m = result.metrics
     table = Table(title=f"Test window {m['split']['test']['start']} .. {m['split']['test']['end']}")
     fprs = list(m["ensemble"]["recall_at_fpr"])
-    for col in ("model", "ROC AUC", "avg precision", *(f"recall@FPR {f}" for f in fprs), "prec@top-k/day"):
+    for col in (
+        "model",
+        "ROC AUC",
+        "avg precision",
+        *(f"recall@FPR {f}" for f in fprs),
+        "prec@top-k/day",
+    ):
         table.add_column(col, justify="right" if col != "model" else "left")
 
     def fmt(v: float | None) -> str:
@@ -166,8 +200,11 @@ def _print_summary(result: Any) -> None:
     for name in ("ensemble", *(k for k in m if k in ("lightgbm", "mlp"))):
         r = m[name]
         table.add_row(
-            name, fmt(r["roc_auc"]), fmt(r["average_precision"]),
-            *(fmt(r["recall_at_fpr"][f]) for f in fprs), fmt(r.get("precision_top_k_per_day")),
+            name,
+            fmt(r["roc_auc"]),
+            fmt(r["average_precision"]),
+            *(fmt(r["recall_at_fpr"][f]) for f in fprs),
+            fmt(r.get("precision_top_k_per_day")),
         )
     console = Console()
     console.print(table)

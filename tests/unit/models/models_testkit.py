@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from riskflow.models import Ensemble, SyntheticData, make_synthetic
 
@@ -11,7 +11,7 @@ FAST_LGBM = {"num_boost_round": 60, "early_stopping_rounds": 20}
 FAST_MLP = {"max_epochs": 4, "patience": 2, "hidden": (32, 16)}
 
 
-@lru_cache(maxsize=None)
+@cache
 def data(n: int = 6000, seed: int = 0) -> SyntheticData:
     return make_synthetic(n=n, seed=seed, fraud_rate=0.04)
 
@@ -27,12 +27,17 @@ def fit(seed: int = 0, **kw: object) -> Ensemble:
     tr, va, _ = split(d)
     params = {"lgbm_params": FAST_LGBM, "mlp_params": FAST_MLP, "seed": seed, **kw}
     return Ensemble(**params).fit(  # type: ignore[arg-type]
-        d.X[tr], d.y[tr], d.X[va], d.y[va],
-        feature_names=d.feature_names, kinds=d.kinds, descriptions=d.descriptions,
+        d.X[tr],
+        d.y[tr],
+        d.X[va],
+        d.y[va],
+        feature_names=d.feature_names,
+        kinds=d.kinds,
+        descriptions=d.descriptions,
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def fitted(seed: int = 0) -> Ensemble:
     """A shared fitted model: do not mutate."""
     return fit(seed)

@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from riskflow.errors import ArtifactError
+from models_testkit import data, fit, fitted
 from riskflow.models import load_model, read_manifest, save_model
 from riskflow.models._artifact import _sha256
 
-from models_testkit import data, fit, fitted
+from riskflow.errors import ArtifactError
 
 
 @pytest.fixture()
@@ -40,7 +39,14 @@ def test_round_trip_is_exact(model_dir: Path) -> None:
     meta = json.loads((model_dir / "metadata.json").read_text())
     assert meta["note"] == "test" and "lightgbm" in meta["libraries"]
     assert sorted(p.name for p in model_dir.iterdir()) == sorted(
-        ["manifest.json", "features.json", "ensemble.json", "lightgbm.txt", "mlp.pt", "metadata.json"]
+        [
+            "manifest.json",
+            "features.json",
+            "ensemble.json",
+            "lightgbm.txt",
+            "mlp.pt",
+            "metadata.json",
+        ]
     )
 
 
@@ -54,13 +60,21 @@ def test_same_training_same_content_hash(tmp_path: Path) -> None:
 
 def test_other_catalogue_is_refused_saying_why(model_dir: Path) -> None:
     names = list(fitted().feature_names_)
-    with pytest.raises(ArtifactError, match="trained on feature catalogue 'cat-v1'.*'cat-v2'") as exc:
-        load_model(model_dir, expected_catalogue_hash="cat-v2", expected_feature_names=names[:-1] + ["velocity_new"])
+    with pytest.raises(
+        ArtifactError, match="trained on feature catalogue 'cat-v1'.*'cat-v2'"
+    ) as exc:
+        load_model(
+            model_dir,
+            expected_catalogue_hash="cat-v2",
+            expected_feature_names=names[:-1] + ["velocity_new"],
+        )
     assert "new in the engine: ['velocity_new']" in str(exc.value)
     assert "Retrain" in str(exc.value)
 
 
-@pytest.mark.parametrize("name", ["lightgbm.txt", "mlp.pt", "ensemble.json", "features.json", "metadata.json"])
+@pytest.mark.parametrize(
+    "name", ["lightgbm.txt", "mlp.pt", "ensemble.json", "features.json", "metadata.json"]
+)
 def test_corrupted_file_fails_its_checksum(model_dir: Path, name: str) -> None:
     f = model_dir / name
     data_ = f.read_bytes()

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from riskflow import metrics
+from models_testkit import FAST_LGBM, FAST_MLP, data, fit, fitted, split
 from riskflow.models import Calibrator, Ensemble
 
-from models_testkit import FAST_LGBM, FAST_MLP, data, fit, fitted, split
+from riskflow import metrics
 
 
 def test_training_is_reproducible() -> None:
@@ -32,7 +31,9 @@ def test_output_is_a_probability_and_ranks_like_the_blend() -> None:
     assert ((p >= 0) & (p <= 1)).all()
     s = m.blend_scores(d.X[te])
     # Calibration is strictly monotone: the ranking metrics are the blend's.
-    assert metrics.average_precision(d.y[te], p) == pytest.approx(metrics.average_precision(d.y[te], s))
+    assert metrics.average_precision(d.y[te], p) == pytest.approx(
+        metrics.average_precision(d.y[te], s)
+    )
     assert metrics.roc_auc(d.y[te], p) > 0.7
 
 
@@ -75,7 +76,9 @@ def test_reason_codes_name_real_features_with_signs_of_the_contributions() -> No
     codes = m.reason_codes(X, rows, k=3)
     contrib = m.contributions(X[rows])
     # SHAP contributions add up to the LightGBM member's raw score.
-    np.testing.assert_allclose(contrib.sum(axis=1), m.predict_members(X[rows])["lightgbm"], atol=1e-6)
+    np.testing.assert_allclose(
+        contrib.sum(axis=1), m.predict_members(X[rows])["lightgbm"], atol=1e-6
+    )
     assert len(codes) == len(rows)
     for r, row_codes in enumerate(codes):
         assert 1 <= len(row_codes) <= 3
@@ -94,9 +97,13 @@ def test_inputs_are_checked() -> None:
     d = data()
     tr, va, _ = split(d)
     with pytest.raises(ValueError, match="both frauds"):
-        Ensemble().fit(d.X[tr], np.zeros(tr.stop, int), d.X[va], d.y[va], feature_names=d.feature_names)
+        Ensemble().fit(
+            d.X[tr], np.zeros(tr.stop, int), d.X[va], d.y[va], feature_names=d.feature_names
+        )
     with pytest.raises(ValueError, match="members"):
-        Ensemble(members=("xgboost",)).fit(d.X[tr], d.y[tr], d.X[va], d.y[va], feature_names=d.feature_names)
+        Ensemble(members=("xgboost",)).fit(
+            d.X[tr], d.y[tr], d.X[va], d.y[va], feature_names=d.feature_names
+        )
     with pytest.raises(ValueError, match="expects 12"):
         fitted().predict_proba(d.X[:3, :5])
 
@@ -108,9 +115,9 @@ def test_single_member_and_stacking() -> None:
         d.X[tr], d.y[tr], d.X[va], d.y[va], feature_names=d.feature_names, kinds=d.kinds
     )
     assert list(lone.predict_members(d.X[te])) == ["lightgbm"]
-    stacked = Ensemble(blend="stacking", calibration="platt", lgbm_params=FAST_LGBM, mlp_params=FAST_MLP).fit(
-        d.X[tr], d.y[tr], d.X[va], d.y[va], feature_names=d.feature_names, kinds=d.kinds
-    )
+    stacked = Ensemble(
+        blend="stacking", calibration="platt", lgbm_params=FAST_LGBM, mlp_params=FAST_MLP
+    ).fit(d.X[tr], d.y[tr], d.X[va], d.y[va], feature_names=d.feature_names, kinds=d.kinds)
     assert metrics.roc_auc(d.y[te], stacked.predict_proba(d.X[te])) > 0.7
 
 
@@ -124,4 +131,6 @@ def test_compiled_blend_and_calibration_match_numpy(method: str) -> None:
     b = Blender("weighted").fit(Z[:2000], y[:2000])
     c = Calibrator(method).fit(b.transform(Z[:2000]), y[:2000])
     Zt = np.vstack([Z[2000:], [[-50.0, -50.0], [50.0, 50.0]]])  # beyond the curve's ends too
-    np.testing.assert_allclose(blend_and_calibrate(Zt, b, c), c.predict(b.transform(Zt)), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        blend_and_calibrate(Zt, b, c), c.predict(b.transform(Zt)), rtol=0, atol=1e-12
+    )

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from riskflow.models._mlp import MLPMember
-
 from models_testkit import data, fitted, split
+from riskflow.models._mlp import MLPMember
 
 
 def _member() -> MLPMember:
@@ -29,7 +27,9 @@ def test_fused_blas_and_torch_agree() -> None:
     X = _nasty(data().X[:500])
     torch_out = m.decision_function(X, runtime="torch")
     np.testing.assert_allclose(m.decision_function(X, runtime="blas"), torch_out, atol=1e-4)
-    np.testing.assert_allclose(m.decision_function(X, runtime="fused"), m.decision_function(X, runtime="blas"), atol=1e-9)
+    np.testing.assert_allclose(
+        m.decision_function(X, runtime="fused"), m.decision_function(X, runtime="blas"), atol=1e-9
+    )
     # The default picks by batch size; both sides of the switch give the same numbers.
     for n in (1, 7, 8, 9, 100):
         np.testing.assert_allclose(m.decision_function(X[:n]), torch_out[:n], atol=1e-4)

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from riskflow.models import Scorer, load_model, save_model
-
 from models_testkit import data, fit, fitted
+from riskflow.models import Scorer, load_model, save_model
 
 
 def test_swap_under_concurrent_scoring(tmp_path: Path) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from riskflow.models import TimeSplit, Window, known_labels, parse_time_ms
 
 from riskflow.errors import ConfigError
-from riskflow.models import TimeSplit, Window, known_labels, parse_time_ms
 
 DAY = 86_400_000
 T0 = parse_time_ms("2026-01-01")
@@ -52,9 +52,18 @@ def test_default_windows_fit_the_data(days: int) -> None:
 @pytest.mark.parametrize(
     "bounds, match",
     [
-        (("2026-01-01", "2026-01-10", "2026-01-15", "2026-01-22", "2026-01-29", "2026-02-05"), "valid window must start"),
-        (("2026-01-01", "2026-01-08", "2026-01-15", "2026-01-25", "2026-01-29", "2026-02-05"), "test window must start"),
-        (("2026-01-08", "2026-01-01", "2026-01-15", "2026-01-22", "2026-01-29", "2026-02-05"), "must end after"),
+        (
+            ("2026-01-01", "2026-01-10", "2026-01-15", "2026-01-22", "2026-01-29", "2026-02-05"),
+            "valid window must start",
+        ),
+        (
+            ("2026-01-01", "2026-01-08", "2026-01-15", "2026-01-25", "2026-01-29", "2026-02-05"),
+            "test window must start",
+        ),
+        (
+            ("2026-01-08", "2026-01-01", "2026-01-15", "2026-01-22", "2026-01-29", "2026-02-05"),
+            "must end after",
+        ),
     ],
 )
 def test_overlap_or_short_gap_is_refused(bounds: tuple[str, ...], match: str) -> None:
@@ -63,10 +72,20 @@ def test_overlap_or_short_gap_is_refused(bounds: tuple[str, ...], match: str) ->
 
 
 def test_zero_gap_allows_adjacent_windows_but_not_overlap() -> None:
-    s = TimeSplit(Window(0 + T0, T0 + DAY), Window(T0 + DAY, T0 + 2 * DAY), Window(T0 + 2 * DAY, T0 + 3 * DAY), 0)
+    s = TimeSplit(
+        Window(0 + T0, T0 + DAY),
+        Window(T0 + DAY, T0 + 2 * DAY),
+        Window(T0 + 2 * DAY, T0 + 3 * DAY),
+        0,
+    )
     _check_split(s)
     with pytest.raises(ConfigError):
-        TimeSplit(Window(T0, T0 + 2 * DAY), Window(T0 + DAY, T0 + 3 * DAY), Window(T0 + 4 * DAY, T0 + 5 * DAY), 0)
+        TimeSplit(
+            Window(T0, T0 + 2 * DAY),
+            Window(T0 + DAY, T0 + 3 * DAY),
+            Window(T0 + 4 * DAY, T0 + 5 * DAY),
+            0,
+        )
 
 
 def test_bad_date_text() -> None:
@@ -83,7 +102,12 @@ def test_known_labels_respect_the_cutoff() -> None:
         }
     )
     ids = np.array(["a", "b", "c", "d"], dtype=object)
-    assert known_labels(ids, labels, 150).tolist() == [1, 0, 1, 0]  # b not known yet; c's correction neither
+    assert known_labels(ids, labels, 150).tolist() == [
+        1,
+        0,
+        1,
+        0,
+    ]  # b not known yet; c's correction neither
     assert known_labels(ids, labels, 201).tolist() == [1, 1, 0, 0]
     assert known_labels(ids, labels, None).tolist() == [1, 1, 0, 0]
     assert known_labels(ids, labels.iloc[:0], None).tolist() == [0, 0, 0, 0]

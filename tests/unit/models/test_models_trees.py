@@ -5,17 +5,26 @@ from __future__ import annotations
 import lightgbm as lgb
 import numpy as np
 import pytest
-
-from riskflow.errors import ArtifactError
+from models_testkit import data, split
 from riskflow.models._lgbm import LightGBMMember
 from riskflow.models._trees import Forest
 
-from models_testkit import data, split
+from riskflow.errors import ArtifactError
 
 
-def _booster(params: dict, X: np.ndarray, y: np.ndarray, cats: list[int], rounds: int = 30) -> lgb.Booster:
-    base = {"objective": "binary", "verbose": -1, "num_leaves": 15, "min_data_in_leaf": 5,
-            "num_threads": 1, "seed": 1, "deterministic": True, "force_row_wise": True}
+def _booster(
+    params: dict, X: np.ndarray, y: np.ndarray, cats: list[int], rounds: int = 30
+) -> lgb.Booster:
+    base = {
+        "objective": "binary",
+        "verbose": -1,
+        "num_leaves": 15,
+        "min_data_in_leaf": 5,
+        "num_threads": 1,
+        "seed": 1,
+        "deterministic": True,
+        "force_row_wise": True,
+    }
     ds = lgb.Dataset(X, label=y, categorical_feature=cats, params={"verbose": -1})
     return lgb.train({**base, **params}, ds, num_boost_round=rounds)
 
@@ -75,7 +84,9 @@ def test_single_leaf_trees() -> None:
     d = data()
     booster = _booster({"min_data_in_leaf": 100_000}, d.X, d.y, [], rounds=3)  # no split possible
     forest = Forest.from_model_string(booster.model_to_string())
-    np.testing.assert_allclose(forest.predict_raw(d.X[:10]), booster.predict(d.X[:10], raw_score=True), atol=1e-12)
+    np.testing.assert_allclose(
+        forest.predict_raw(d.X[:10]), booster.predict(d.X[:10], raw_score=True), atol=1e-12
+    )
 
 
 def test_wrong_width_and_unsupported_models() -> None:

@@ -85,7 +85,14 @@ def test_evaluate_keys() -> None:
     s = rng.random(500) + y
     out = evaluate(y, s / 2, np.arange(500) * 1000, probabilities=True, k=10)
     assert set(out["recall_at_fpr"]) == {"0.001", "0.003", "0.01"}
-    assert {"roc_auc", "average_precision", "precision_top_k_per_day", "brier", "n", "n_positive"} <= set(out)
+    assert {
+        "roc_auc",
+        "average_precision",
+        "precision_top_k_per_day",
+        "brier",
+        "n",
+        "n_positive",
+    } <= set(out)
     assert out["n"] == 500 and out["n_positive"] == int(y.sum())
 
 

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from riskflow.models import TimeSplit, known_labels, load_model
 
 from riskflow.batch import LabelBatch, TxBatch
 from riskflow.config import Config
-from riskflow.models import TimeSplit, known_labels, load_model
 from riskflow.train import train
 
 DAY = 86_400_000
@@ -31,8 +31,12 @@ class StubEngine:
     specs = [
         SimpleNamespace(name="amount_log", kind="numeric", description="Log of the amount"),
         SimpleNamespace(name="channel", kind="categorical", description="Payment channel"),
-        SimpleNamespace(name="card_tx_count", kind="numeric", description="Card's transactions so far"),
-        SimpleNamespace(name="card_frauds_known", kind="numeric", description="Frauds known on the card"),
+        SimpleNamespace(
+            name="card_tx_count", kind="numeric", description="Card's transactions so far"
+        ),
+        SimpleNamespace(
+            name="card_frauds_known", kind="numeric", description="Frauds known on the card"
+        ),
     ]
 
     def __init__(self) -> None:
@@ -47,11 +51,15 @@ class StubEngine:
             fraud = labels.label == 1
             for i in range(len(tx)):
                 # Only labels already released at this transaction's time.
-                known[i] = np.sum(fraud & (labels.card == tx.card[i]) & (labels.label_time <= tx.ts[i]))
+                known[i] = np.sum(
+                    fraud & (labels.card == tx.card[i]) & (labels.label_time <= tx.ts[i])
+                )
         return np.column_stack([np.log1p(tx.amount), tx.channel, count, known]).astype(np.float32)
 
 
-def _history(path: Path, days: int = 35, per_day: int = 220, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _history(
+    path: Path, days: int = 35, per_day: int = 220, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     n = days * per_day
     ts = np.sort(T0 + rng.integers(0, days * DAY, n))
@@ -86,8 +94,21 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     root = tmp_path_factory.mktemp("train")
     tx, labels = _history(root / "data")
     engine = StubEngine()
-    windows = {"train": ("2026-01-02", "2026-01-15"), "valid": ("2026-01-18", "2026-01-25"), "test": ("2026-01-28", "2026-02-05")}
-    result = train(root / "data", root / "model", windows=windows, gap="3d", config=Config(), engine=engine, num_threads=1, **FAST)
+    windows = {
+        "train": ("2026-01-02", "2026-01-15"),
+        "valid": ("2026-01-18", "2026-01-25"),
+        "test": ("2026-01-28", "2026-02-05"),
+    }
+    result = train(
+        root / "data",
+        root / "model",
+        windows=windows,
+        gap="3d",
+        config=Config(),
+        engine=engine,
+        num_threads=1,
+        **FAST,
+    )
     return root, tx, labels, engine, result
 
 
@@ -99,7 +120,11 @@ def test_outputs_and_metrics_keys(trained: tuple) -> None:
         assert set(m[name]["recall_at_fpr"]) == {"0.001", "0.003", "0.01"}
         assert m[name]["roc_auc"] is not None and 0 <= m[name]["average_precision"] <= 1
     assert m["ensemble"]["roc_auc"] > 0.6
-    assert m["model_version"] == result.version == load_model(out, expected_catalogue_hash="stub-catalogue-1").version
+    assert (
+        m["model_version"]
+        == result.version
+        == load_model(out, expected_catalogue_hash="stub-catalogue-1").version
+    )
     scores = pd.read_parquet(out / "test_scores.parquet")
     assert list(scores.columns) == ["tx_id", "event_time", "label", "score", "lightgbm", "mlp"]
     assert len(scores) == result.rows["test"] == m["rows"]["test"]
@@ -115,7 +140,9 @@ def test_labels_follow_each_window_cutoff(trained: tuple) -> None:
     ts = tx["event_time"].to_numpy()
     for name in ("train", "valid"):
         rows = split.masks(ts)[name]
-        expected = known_labels(tx["tx_id"][rows].to_numpy(object), labels, split.label_cutoff(name))
+        expected = known_labels(
+            tx["tx_id"][rows].to_numpy(object), labels, split.label_cutoff(name)
+        )
         assert result.metrics["frauds_known"][name] == int(expected.sum())
         # Some frauds of the window were reported only after the cutoff: they count as unknown.
         assert int(expected.sum()) < int(tx["is_fraud"][rows].sum())
@@ -134,7 +161,15 @@ def test_engine_sees_history_but_not_after_test(trained: tuple) -> None:
 
 def test_training_is_reproducible(trained: tuple, tmp_path: Path) -> None:
     root, tx, labels, engine, result = trained
-    again = train(root / "data", tmp_path / "model", split=result.split, config=Config(), engine=StubEngine(), num_threads=1, **FAST)
+    again = train(
+        root / "data",
+        tmp_path / "model",
+        split=result.split,
+        config=Config(),
+        engine=StubEngine(),
+        num_threads=1,
+        **FAST,
+    )
     assert again.version.split("-")[1] == result.version.split("-")[1]
     a = pd.read_parquet(root / "model" / "test_scores.parquet")
     b = pd.read_parquet(tmp_path / "model" / "test_scores.parquet")
@@ -143,9 +178,21 @@ def test_training_is_reproducible(trained: tuple, tmp_path: Path) -> None:
 
 def test_empty_window_is_explained(trained: tuple, tmp_path: Path) -> None:
     root, *_ = trained
-    windows = {"train": ("2025-01-01", "2025-01-08"), "valid": ("2026-01-18", "2026-01-25"), "test": ("2026-01-28", "2026-02-05")}
+    windows = {
+        "train": ("2025-01-01", "2025-01-08"),
+        "valid": ("2026-01-18", "2026-01-25"),
+        "test": ("2026-01-28", "2026-02-05"),
+    }
     with pytest.raises(ValueError, match="train window .* holds no transactions"):
-        train(root / "data", tmp_path / "m", windows=windows, gap="3d", config=Config(), engine=StubEngine(), **FAST)
+        train(
+            root / "data",
+            tmp_path / "m",
+            windows=windows,
+            gap="3d",
+            config=Config(),
+            engine=StubEngine(),
+            **FAST,
+        )
 
 
 def test_partial_windows_are_completed_from_the_data() -> None:
