@@ -365,3 +365,12 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(riskflow.produce, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 3 and result.failed == 0
+
+
+def test_encoding_in_slices_is_seamless(monkeypatch):
+    import riskflow.produce as rp
+
+    df = _frame(23)
+    whole = list(transaction_records(df))
+    monkeypatch.setattr(rp, "_SLICE_ROWS", 5)
+    assert list(transaction_records(df)) == whole
