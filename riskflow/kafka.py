@@ -28,6 +28,7 @@ __all__ = [
     "consumer_kwargs",
     "admin_kwargs",
     "aiokafka_kwargs",
+    "faust_settings",
     "compression_type",
     "wait_for_broker",
     "no_broker_message",
@@ -97,6 +98,37 @@ def aiokafka_kwargs(config: KafkaConfig, **overrides: Any) -> dict[str, Any]:
     if ctx is not None:
         kw["ssl_context"] = ctx
     return {**kw, **overrides}
+
+
+def faust_settings(config: KafkaConfig) -> dict[str, Any]:
+    """``faust.App(id, **faust_settings(cfg))``: the broker URLs and credentials.
+
+    faust picks the security protocol from the credentials object: SASL with
+    an SSL context is SASL_SSL, without one SASL_PLAINTEXT; SSL alone is
+    ``SSLCredentials``.
+
+    >>> faust_settings(KafkaConfig(bootstrap_servers="k1:9092,k2:9092"))
+    {'broker': 'kafka://k1:9092;kafka://k2:9092', 'broker_credentials': None}
+    """
+    sec = config.security
+    credentials: Any = None
+    if sec.protocol != "PLAINTEXT":
+        from faust.auth import SASLCredentials, SSLCredentials
+
+        ctx = sec.ssl_context()
+        if sec.sasl_mechanism:
+            credentials = SASLCredentials(
+                username=sec.sasl_username,
+                password=sec.sasl_password.get_secret_value() if sec.sasl_password else None,
+                mechanism=sec.sasl_mechanism,
+                ssl_context=ctx,
+            )
+        else:
+            credentials = SSLCredentials(ctx)
+    return {
+        "broker": ";".join(f"kafka://{hp}" for hp in config.bootstrap_servers),
+        "broker_credentials": credentials,
+    }
 
 
 def compression_type(client: str = "kafka-python") -> str | None:

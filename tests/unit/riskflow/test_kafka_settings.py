@@ -117,3 +117,15 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(riskflow.kafka)
     assert result.attempted >= 2 and result.failed == 0
+
+
+def test_faust_settings():
+    from riskflow.kafka import faust_settings
+
+    plain = faust_settings(KafkaConfig(bootstrap_servers="a:1,b:2"))
+    assert plain == {"broker": "kafka://a:1;kafka://b:2", "broker_credentials": None}
+
+    creds = faust_settings(KafkaConfig(security=SASL))["broker_credentials"]
+    assert type(creds).__name__ == "SASLCredentials"
+    assert (creds.username, creds.password) == ("svc", "s3cret")
+    assert creds.protocol.value == "SASL_SSL" and creds.ssl_context is not None
