@@ -44,6 +44,11 @@ def pin_threads(num_threads: int) -> None:
         torch.set_num_threads(num_threads)
 
 
+def _warm_up(model: Ensemble) -> None:
+    """Score one blank row so JIT compilation and lazy set-up never delay a real batch."""
+    model.score(np.zeros((1, model.n_features_in_), dtype=np.float32))
+
+
 @dataclass(frozen=True)
 class ScoredBatch:
     """A batch's calibrated scores, raw member scores and the model version used."""
@@ -87,6 +92,7 @@ class Scorer:
         self.batches_by_version: Counter[str | None] = Counter()
         self.last_reload_error: str | None = None
         pin_threads(num_threads)
+        _warm_up(model)
 
     @classmethod
     def from_path(
@@ -158,6 +164,7 @@ class Scorer:
             expected_catalogue_hash=self.expected_catalogue_hash,
             num_threads=self.num_threads,
         )
+        _warm_up(model)
         self.swap(model)
         return True
 

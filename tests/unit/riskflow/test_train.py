@@ -202,3 +202,24 @@ def test_partial_windows_are_completed_from_the_data() -> None:
     s = TimeSplit.resolve(T0, T0 + 60 * DAY, train=("2026-01-01", "2026-01-08"), gap="7d")
     assert s.valid.start == s.train.end + s.gap_ms
     assert s.test.start == s.valid.end + s.gap_ms
+
+
+def test_cli_train_json(trained: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    import riskflow.features
+    from riskflow.cli import main
+
+    root, *_ = trained
+    monkeypatch.setattr(riskflow.features, "FeatureEngine", lambda cfg: StubEngine(), raising=False)
+    out = tmp_path / "cli-model"
+    args = ["train", "--data", str(root / "data"), "--out", str(out), "--gap", "3d", "--threads", "1"]
+    args += ["--train", "2026-01-02..2026-01-15", "--valid", "2026-01-18..2026-01-25"]
+    args += ["--test", "2026-01-28..2026-02-05", "--calibration", "platt", "--json"]
+    res = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    printed = json.loads(res.output)
+    assert printed == json.loads((out / "metrics.json").read_text())
+    assert printed["split"]["gap_days"] == 3 and printed["calibration"] == "platt"
+    bad = CliRunner().invoke(main, [*args[:9], "--train", "2026-01-02"])
+    assert bad.exit_code != 0 and "FROM..TO" in bad.output
