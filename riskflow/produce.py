@@ -431,6 +431,7 @@ def produce(
     *,
     data: str | Path | None = None,
     labels: str | Path | None = None,
+    with_labels: bool = False,
     mapping: str | Path | None = None,
     rate: float = 0.0,
     limit: int | None = None,
@@ -438,16 +439,22 @@ def produce(
     on_progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> ProduceSummary:
-    """Read ``data`` (transactions) and/or ``labels`` and publish them.
+    """Read ``data`` (transactions) and/or labels and publish them.
 
     Parameters
     ----------
     config
         The :class:`~riskflow.config.Config` (where the broker is, topic names,
-        tokenisation key for mapped card numbers).
-    data, labels
-        Files or folders (Parquet / CSV); at least one. A simulator output
-        folder works as ``data`` (its ``transactions/``).
+        tokenisation key for mapped card numbers, default label delay).
+    data
+        Transactions: a Parquet/CSV file or folder, or a simulator output
+        folder (its ``transactions/``).
+    labels
+        A labels file or folder (``tx_id``, ``label``, ``label_time``, or as
+        the mapping's ``[labels]`` says).
+    with_labels
+        Also send the labels that come with ``data``: a simulator folder's
+        ``labels/``, or the mapping's label column in the transactions file.
     mapping
         Column mapping TOML for files not in the canonical layout.
     rate
@@ -456,7 +463,8 @@ def produce(
         Stop after this many messages in total.
     topic
         Send to this topic instead of the configured one (only with a single
-        stream). Otherwise missing configured topics are created first.
+        stream); created like the topic it replaces if missing. Without it,
+        missing configured topics are created first.
     on_progress, on_total
         Progress callbacks: the running count, and once the number to send.
 
@@ -469,18 +477,41 @@ def produce(
     """
     import asyncio
 
-    from riskflow.table import read_labels, read_transactions
+    from riskflow.table import load_dataset, read_labels
 
     if data is None and labels is None:
         raise SchemaError("Nothing to produce: give a transactions file (--data) and/or --labels.")
-    if topic is not None and data is not None and labels is not None:
+    if with_labels and data is None:
+        raise SchemaError("--with-labels sends the labels that come with --data; give --data.")
+    send_labels = labels is not None or with_labels
+    if topic is not None and data is not None and send_labels:
         raise SchemaError(
-            "--topic names one topic, but both --data and --labels were given; "
+            "--topic names one topic, but transactions and labels were both asked for; "
             "produce them separately to override topics."
         )
     key = config.security.tokenisation_key.get_secret_value().encode()
-    tx = read_transactions(data, mapping, tokenisation_key=key) if data is not None else None
-    lab = read_labels(labels, mapping, tx) if labels is not None else None
+    delay_days = config.features.default_label_delay_days
+    tx = lab = None
+    if data is not None:
+        dataset = load_dataset(
+            data,
+            mapping,
+            labels_path=labels,
+            tokenisation_key=key,
+            with_labels=send_labels,
+            default_label_delay_days=delay_days,
+        )
+        tx = dataset.transactions
+        if send_labels:
+            lab = dataset.labels
+            if labels is None and len(lab) == 0:
+                raise SchemaError(
+                    f"--with-labels: {str(data)!r} brings no labels (no labels/ folder and no "
+                    "label column in the mapping). Give --labels FILE instead."
+                )
+    else:
+        assert labels is not None
+        lab = read_labels(labels, mapping, default_delay_ms=int(delay_days * 86_400_000))
 
     streams: list[tuple[str, Iterable[Record]]] = []
     roles: list[str] = []
@@ -497,15 +528,19 @@ def produce(
         total = min(total, limit)
 
     from riskflow.kafka import wait_for_broker
+    from riskflow.topics import ensure_topics
 
     wait_for_broker(config.kafka, timeout=5.0)
-    if topic is None:
-        from riskflow.topics import ensure_topics
-
-        ensure_topics(config, roles)
+    ensure_topics(config if topic is None else _renamed(config, roles[0], topic), roles)
     if on_total is not None:
         on_total(total)
     return asyncio.run(_produce(config, streams, rate, limit, on_progress))
+
+
+def _renamed(config: Any, role: str, name: str) -> Any:
+    """``config`` with topic ``role`` renamed to ``name``, its other settings kept."""
+    topic = getattr(config.topics, role).model_copy(update={"name": name})
+    return config.model_copy(update={"topics": config.topics.model_copy(update={role: topic})})
 
 
 async def _produce(

@@ -18,6 +18,12 @@ _FILE = click.Path(exists=True, dir_okay=True)
 )
 @click.option("--labels", type=_FILE, help="Labels (tx_id, label, label_time): a file or folder.")
 @click.option(
+    "--with-labels",
+    is_flag=True,
+    help="Also send the labels that come with --data (a simulator folder's labels/, "
+    "or the mapping's label column).",
+)
+@click.option(
     "--mapping",
     type=click.Path(exists=True, dir_okay=False),
     help="Column mapping TOML for your own data.",
@@ -40,6 +46,7 @@ def produce(
     ctx: click.Context,
     data: str | None,
     labels: str | None,
+    with_labels: bool,
     mapping: str | None,
     rate: float,
     limit: int | None,
@@ -49,8 +56,9 @@ def produce(
 ) -> None:
     """Publish transactions to the transactions topic, keyed by card token, in event-time order.
 
-    With --labels, label records go to the labels topic keyed by tx_id; with
-    both, the two streams are interleaved by time (event time / label time).
+    With --labels (or --with-labels), label records go to the labels topic
+    keyed by tx_id; with both, the two streams are interleaved by time (event
+    time / label time), so labels arrive when they would have become known.
     Missing configured topics are created first. Card numbers are never printed.
     """
     from riskflow.errors import RiskflowError
@@ -98,6 +106,7 @@ def produce(
             config,
             data=data,
             labels=labels,
+            with_labels=with_labels,
             mapping=mapping,
             rate=rate,
             limit=limit,

@@ -124,3 +124,22 @@ def test_produce_limit_and_topic_override(riskflow_env, new_topic, consume, tmp_
     assert len(records) == 7
     times = sorted(json.loads(r.value)["event_time"] for r in records)
     assert times == [_T0 + i * 1000 for i in range(7)]  # the 7 earliest
+
+
+def test_produce_a_simulator_folder_with_its_labels(riskflow_env, consume, tmp_path):
+    df = _transactions(30)
+    (tmp_path / "transactions").mkdir()
+    (tmp_path / "labels").mkdir()
+    df.to_parquet(tmp_path / "transactions" / "part-0.parquet")
+    pd.DataFrame(
+        {"tx_id": df["tx_id"][:4], "label": [1, 0, 0, 1], "label_time": df["event_time"][:4] + 5}
+    ).to_parquet(tmp_path / "labels" / "part-0.parquet")
+
+    result = CliRunner().invoke(
+        main, ["produce", "--data", str(tmp_path), "--with-labels", "--rate", "0", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["by_topic"] == {riskflow_env["transactions"]: 30, riskflow_env["labels"]: 4}
+    got = consume(riskflow_env["labels"], 4, settle=0.3)
+    assert sorted(parse_label(r.value)["label"] for r in got) == [0, 0, 1, 1]
