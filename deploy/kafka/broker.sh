@@ -64,6 +64,13 @@ python_bin() {
 
 need_java() {
   command -v java >/dev/null || die "java not found on PATH. Install a JDK 17+ (e.g. apt-get install openjdk-17-jre-headless)."
+  local version major
+  version=$(java -version 2>&1 | sed -n 's/.*version "\([^"]*\)".*/\1/p' | head -n 1)
+  major=${version%%.*}
+  [[ $major == 1 ]] && major=$(echo "$version" | cut -d. -f2)  # 1.8 -> 8
+  if [[ $major =~ ^[0-9]+$ ]] && ((major < 11)); then
+    die "java $version is too old: Kafka $VERSION's broker needs Java 11+ (17 recommended)."
+  fi
 }
 
 fetched() { [[ -f $LIBS/.complete && -f $LIBS/kafka_2.13-$VERSION.jar ]]; }

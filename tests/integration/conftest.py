@@ -193,7 +193,9 @@ def riskflow_env(
 
 @pytest.fixture
 def consume(kafka_bootstrap: str) -> Callable[..., list[Any]]:
-    """``consume(topic, expected, timeout=20, settle=0, **consumer_kwargs)``: records of every partition.
+    """``consume(topic, expected, timeout=20, settle=0, bootstrap=None, **consumer_kwargs)``.
+
+    Returns the records of every partition of ``topic``.
 
     Reads from the beginning with manual assignment (no group join, so it is
     fast) until ``expected`` records arrived or ``timeout`` seconds passed,
@@ -205,10 +207,15 @@ def consume(kafka_bootstrap: str) -> Callable[..., list[Any]]:
     from kafka import KafkaConsumer, TopicPartition
 
     def run(
-        topic: str, expected: int, timeout: float = 20.0, settle: float = 0.0, **kwargs: Any
+        topic: str,
+        expected: int,
+        timeout: float = 20.0,
+        settle: float = 0.0,
+        bootstrap: str | None = None,
+        **kwargs: Any,
     ) -> list[Any]:
         consumer = KafkaConsumer(
-            bootstrap_servers=kafka_bootstrap,
+            bootstrap_servers=bootstrap or kafka_bootstrap,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             **kwargs,
