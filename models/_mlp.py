@@ -88,6 +88,10 @@ class MLPMember:
         between 64 and 1024 rows, so small data sets still train).
     max_epochs, patience
         Upper bound on epochs; epochs without a better validation AP before stopping.
+    max_rows
+        Train on at most this many rows: every fraud plus a seeded sample of
+        legitimate rows (epochs on millions of rows cost minutes and add
+        little; the calibration fitted afterwards corrects the shifted base rate).
     max_vocab, min_count
         Per categorical column: keep at most ``max_vocab`` values seen at least
         ``min_count`` times in training; the rest share one embedding.
@@ -109,9 +113,11 @@ class MLPMember:
         patience: int = 4,
         max_vocab: int = 256,
         min_count: int = 5,
+        max_rows: int | None = 300_000,
         seed: int = 0,
         num_threads: int = 1,
     ) -> None:
+        self.max_rows = max_rows
         self.hidden = tuple(hidden)
         self.dropout = dropout
         self.lr = lr
@@ -188,6 +194,19 @@ class MLPMember:
             "dropout": float(self.dropout),
         }
 
+    def _subsample(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keep every fraud and a seeded uniform sample of the rest, ``max_rows`` in all."""
+        if self.max_rows is None or len(y) <= self.max_rows:
+            return X, y
+        pos = np.flatnonzero(y == 1)
+        neg = np.flatnonzero(y != 1)
+        keep = max(self.max_rows - pos.size, 0)
+        rng = np.random.default_rng(self.seed)
+        rows = np.sort(
+            np.concatenate([pos, rng.choice(neg, size=min(keep, neg.size), replace=False)])
+        )
+        return X[rows], y[rows]
+
     def _set_layout(
         self,
         num_idx: Sequence[int],
@@ -228,7 +247,8 @@ class MLPMember:
         from sklearn.metrics import average_precision_score
 
         self.n_features_in_ = int(X.shape[1])
-        cfg = self._learn_preprocessing(np.asarray(X, dtype=np.float32), categorical)
+        X, y = self._subsample(np.asarray(X, dtype=np.float32), np.asarray(y))
+        cfg = self._learn_preprocessing(X, categorical)
         threads = torch.get_num_threads()
         torch.set_num_threads(self.num_threads)
         try:

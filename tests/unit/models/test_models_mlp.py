@@ -68,3 +68,12 @@ def test_training_is_reproducible_and_learns() -> None:
 def test_wrong_width() -> None:
     with pytest.raises(ValueError, match="feature columns"):
         _member().decision_function(data().X[:5, :4])
+
+
+def test_large_training_sets_keep_every_fraud() -> None:
+    d = data()
+    m = MLPMember(max_rows=1000, seed=3)
+    X, y = m._subsample(d.X, d.y)
+    assert len(y) == 1000 and int(y.sum()) == int(d.y.sum())
+    X2, _ = MLPMember(max_rows=1000, seed=3)._subsample(d.X, d.y)
+    np.testing.assert_array_equal(X, X2)
