@@ -32,16 +32,19 @@ __all__ = ["Scorer", "ScoredBatch", "pin_threads"]
 
 
 def pin_threads(num_threads: int) -> None:
-    """Pin torch's intra-op threads (process-wide) for a streaming worker.
+    """Pin torch's intra-op and BLAS threads (process-wide) for a streaming worker.
 
     One thread per worker is the default: a worker scores small batches,
     where threads cost more in hand-off than they win, and several workers
     share the cores. LightGBM takes its thread count per call (from the model).
     """
     import torch
+    from threadpoolctl import threadpool_limits
 
     if torch.get_num_threads() != num_threads:
         torch.set_num_threads(num_threads)
+    # The MLP's serving path multiplies matrices with numpy's BLAS: same cap.
+    threadpool_limits(limits=num_threads, user_api="blas")
 
 
 def _warm_up(model: Ensemble) -> None:
