@@ -565,5 +565,10 @@ async def _produce(
         return await send_records(
             producer, streams, rate=rate, limit=limit, on_progress=on_progress
         )
+    except KafkaError as exc:
+        raise BrokerError(
+            f"Producing to {config.kafka.bootstrap} failed mid-run ({type(exc).__name__}: {exc}); "
+            "records sent before the failure stay in the topic."
+        ) from exc
     finally:
         await producer.stop()
