@@ -27,11 +27,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "watch": ("riskflow.commands.watch:watch", "Live view of decisions: rate, latency, mix, declines."),
     "train": ("riskflow.commands.train:train", "Train, evaluate and save the fraud model ensemble."),
+    "simulate": ("riskflow.commands.simulate:simulate", "Simulate card payments with fraud scenarios, delayed labels and drift."),
 }
 
 #: name -> ("module:attribute", help) for `riskflow bench NAME`; each prints JSON with --json.
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "models": ("riskflow.commands.bench_models:models", "Inference tx/s of each model member and the ensemble."),
+    "simulate": ("riskflow.commands.bench_simulate:simulate", "Simulator tx/s, Parquet writing included."),
 }
 
 
