@@ -131,7 +131,7 @@ def canonicalize(df: pd.DataFrame, errors: Errors = "raise") -> tuple[pd.DataFra
         null = col.isna() | (col.astype(str) == "")
         s = col.astype(object).where(~null, None)
         s = s.map(lambda v: v if v is None or isinstance(v, str) else str(v))
-        lengths = s.map(lambda v: 0 if v is None else len(v))
+        lengths = s.map(lambda v: len(v) if isinstance(v, str) else 0)  # pandas 3: None -> NaN
         _reject(lengths > _MAX_ID_LEN, name, f"longer than {_MAX_ID_LEN} characters", bad, idx)
         if name in _REQUIRED:
             _reject(null, name, "is required", bad, idx)
