@@ -1,0 +1,465 @@
+"""The faust application: agents that move bytes between Kafka and the processor.
+
+:func:`build_app` returns a :class:`RiskWorker` holding the ``faust.App``; run
+it with :meth:`RiskWorker.run` (what ``riskflow worker`` does). All decisions
+are made by :class:`~riskflow.streams.processor.StreamProcessor`; this module
+only consumes, produces, commits, checkpoints and reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from riskflow.config import Config
+from riskflow.kafka import aiokafka_kwargs, faust_settings
+from riskflow.streams.metrics import WorkerMetrics
+from riskflow.streams.processor import InRecord, Output, Scoring, StreamProcessor
+
+__all__ = ["RiskWorker", "build_app"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds between state snapshots: bounds the gap replayed after a crash.
+CHECKPOINT_INTERVAL_S = 2.0
+#: Seconds between consumer-lag probes.
+LAG_INTERVAL_S = 5.0
+
+
+class RiskWorker:
+    """One stream worker: a faust app, its producer and its processor.
+
+    Parameters
+    ----------
+    config
+        The riskflow configuration.
+    scoring
+        What scores batches (see :class:`~riskflow.streams.processor.Scoring`).
+    instance_id
+        Distinguishes workers of one group: names the snapshot file and the
+        transactional id (exactly-once mode), so a restarted instance fences
+        its crashed predecessor.
+    web_port
+        HTTP port of /metrics and /health (default ``config.stream.metrics_port``).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        scoring: Scoring,
+        *,
+        instance_id: str = "0",
+        web_port: int | None = None,
+        checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
+    ) -> None:
+        import faust
+
+        self.config = config
+        self.scoring = scoring
+        self.instance_id = instance_id
+        self.checkpoint_interval_s = checkpoint_interval_s
+        s = config.stream
+        self.exactly_once = s.processing_guarantee == "exactly_once"
+        self.processor = StreamProcessor(scoring, fallback_decision=s.fallback_decision)
+        self.metrics = WorkerMetrics()
+        self.state_dir = Path(s.state_dir)
+        self.snapshot_path = self.state_dir / f"{s.app_id}-{instance_id}.snapshot"
+        self.group_id = s.app_id
+        self._lock = asyncio.Lock()
+        self._producer: Any = None
+        self._last_checkpoint = 0.0
+        self._policy_ready = asyncio.Event()
+        self._model_loaded = True
+        self._emit_failing = False
+        #: True while a processed batch's output is not yet produced: the
+        #: in-memory state is then ahead of Kafka and must not be snapshotted.
+        self._unemitted = False
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.app = faust.App(
+            s.app_id,
+            **faust_settings(config.kafka),
+            value_serializer="raw",
+            key_serializer="raw",
+            # Exactly-once is done here with one transactional producer per
+            # instance (faust's own picks the transactional id by the output
+            # partition, which only fits co-partitioned outputs).
+            processing_guarantee="at_least_once",
+            consumer_auto_offset_reset="earliest",
+            topic_allow_declare=False,
+            topic_disable_leader=True,
+            store="memory://",
+            datadir=str(self.state_dir / f"faust-{instance_id}"),
+            web_enabled=True,
+            web_port=config.stream.metrics_port if web_port is None else web_port,
+            web_bind="0.0.0.0",
+            broker_commit_interval=1.0,
+            stream_buffer_maxsize=max(4 * s.max_batch_size, 4096),
+        )
+        t = config.topics
+        self.tx_topic = self.app.topic(t.transactions.name, value_type=bytes, key_type=bytes)
+        self.labels_topic = self.app.topic(t.labels.name, value_type=bytes, key_type=bytes)
+        self.app.agent(self.tx_topic, name="riskflow.transactions")(self._tx_agent)
+        self.app.agent(self.labels_topic, name="riskflow.labels")(self._labels_agent)
+        self.app.task(self._startup)
+        self.app.timer(LAG_INTERVAL_S)(self._probe_lag)
+        worker = self
+
+        async def metrics(view: Any, request: Any) -> Any:
+            return await worker._metrics_view(view, request)
+
+        async def health(view: Any, request: Any) -> Any:
+            return await worker._health_view(view, request)
+
+        self.app.page("/metrics")(metrics)
+        self.app.page("/health")(health)
+        self.app.on_before_shutdown.connect(self._on_shutdown)
+
+    # -- life cycle ------------------------------------------------------------
+
+    async def _startup(self) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        kw = aiokafka_kwargs(self.config.kafka, acks="all", enable_idempotence=True, linger_ms=0)
+        if self.exactly_once:
+            kw["transactional_id"] = f"{self.group_id}-{self.instance_id}"
+        producer = AIOKafkaProducer(**kw)
+        await producer.start()
+        self._producer = producer
+        if self.snapshot_path.is_file():
+            self.processor.restore(self.snapshot_path.read_bytes())
+            log.info("restored state at positions %s", self.processor.positions)
+        await self._load_policy()
+        self.app.add_future(self._follow_policy())
+
+    async def _on_shutdown(self, app: Any, **kwargs: Any) -> None:
+        async with self._lock:
+            if self.processor.positions and not self._unemitted:
+                await self._maybe_checkpoint(force=True)
+            if self._producer is not None:
+                await self._producer.stop()
+                self._producer = None
+
+    async def _policy_consumer(self) -> Any:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        topic = self.config.topics.policy.name
+        consumer = AIOKafkaConsumer(**aiokafka_kwargs(self.config.kafka), enable_auto_commit=False)
+        await consumer.start()
+        parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        return consumer, tps
+
+    async def _load_policy(self) -> None:
+        """Read the compacted policy topic to its end before deciding anything."""
+        consumer, tps = await self._policy_consumer()
+        self._policy_consumer_obj = consumer
+        if tps:
+            ends = await consumer.end_offsets(tps)
+            while True:
+                behind = [tp for tp in tps if await consumer.position(tp) < ends[tp]]
+                if not behind:
+                    break
+                batches = await consumer.getmany(timeout_ms=500)
+                self._apply_policy(batches)
+        else:
+            log.warning("policy topic %s not found; using configured thresholds", self.config.topics.policy.name)
+        self._policy_ready.set()
+
+    async def _follow_policy(self) -> None:
+        consumer = self._policy_consumer_obj
+        try:
+            while not self.app.should_stop:
+                self._apply_policy(await consumer.getmany(timeout_ms=500))
+        finally:
+            await consumer.stop()
+            self._policy_consumer_obj = None
+
+    def _apply_policy(self, batches: dict[Any, list[Any]]) -> None:
+        for records in batches.values():
+            for r in records:
+                try:
+                    version = self.scoring.apply_policy(r.key, r.value)
+                except Exception:  # noqa: BLE001 - a bad update must not stop the worker
+                    log.exception("ignoring invalid policy update at offset %d", r.offset)
+                    continue
+                self.metrics.policy_updates.inc()
+                log.info("policy update applied: version %s", version)
+
+    # -- agents ----------------------------------------------------------------
+
+    def _records(self, events: Sequence[Any]) -> list[InRecord]:
+        out = []
+        for ev in events:
+            m = ev.message
+            ts = None if m.timestamp is None else int(m.timestamp * 1000)
+            out.append(InRecord(m.topic, m.partition, m.offset, ts, m.key, m.value))
+        return out
+
+    async def _guarded(self, events: Sequence[Any], handle: Any) -> None:
+        """Run ``handle()`` so that a batch is acknowledged only once its output is out.
+
+        faust's ``take_events`` acks a batch when the agent body leaves it, even
+        by an exception or a cancellation; a batch whose output is not all
+        produced is marked as acknowledged-already so faust never commits its
+        offsets, and it is consumed again after a restart.
+        """
+        try:
+            await handle()
+        except BaseException:
+            for ev in events:
+                ev.message.acked = True
+            raise
+
+    async def _emit_retrying(self, out: Output, records: Sequence[InRecord]) -> None:
+        """Produce ``out``; broker errors are retried with backoff, never skipped."""
+        delay = 0.1
+        self._unemitted = True
+        while True:
+            try:
+                await self._emit(out, records)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - retried; a batch is never dropped
+                self._emit_failing = True
+                log.exception("producing a batch of %d failed; retrying in %.1f s", len(records), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self._emit_failing = False
+        self._unemitted = False
+
+    async def _tx_agent(self, stream: Any) -> None:
+        s = self.config.stream
+        async for events in stream.take_events(s.max_batch_size, within=s.max_wait_ms / 1000.0):
+            await self._guarded(events, lambda events=events: self._handle_tx(events))
+
+    async def _handle_tx(self, events: Sequence[Any]) -> None:
+        await self._policy_ready.wait()
+        t_consumed = min((ev.message.time_in or time.time()) for ev in events)
+        records = self._records(events)
+        async with self._lock:
+            await self._replay_gaps(records)
+            out = self.processor.process_transactions(records)
+            await self._emit_retrying(out, records)
+            self._observe(out, records, t_consumed)
+            await self._maybe_checkpoint()
+
+    async def _labels_agent(self, stream: Any) -> None:
+        s = self.config.stream
+        async for events in stream.take_events(s.max_batch_size, within=s.max_wait_ms / 1000.0):
+            await self._guarded(events, lambda events=events: self._handle_labels(events))
+
+    async def _handle_labels(self, events: Sequence[Any]) -> None:
+        await self._policy_ready.wait()
+        records = self._records(events)
+        async with self._lock:
+            await self._replay_gaps(records, labels=True)
+            out = self.processor.process_labels(records)
+            await self._emit_retrying(out, records)
+            self.metrics.consumed.labels(self.config.topics.labels.name).inc(len(records))
+            self.metrics.dead_letters.labels(self.config.topics.labels.name).inc(len(out.dead_letters))
+            self.metrics.labels_unmatched.set(self.processor.labels_unmatched)
+
+    async def _replay_gaps(self, records: Sequence[InRecord], labels: bool = False) -> None:
+        """Bring the restored state up to the consumer's position (see module docs)."""
+        first: dict[tuple[str, int], int] = {}
+        for r in records:
+            key = (r.topic, r.partition)
+            if key not in first or r.offset < first[key]:
+                first[key] = r.offset
+        gaps = self.processor.gaps(first)
+        if not gaps:
+            return
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(
+            **aiokafka_kwargs(self.config.kafka),
+            enable_auto_commit=False,
+            isolation_level="read_committed" if self.exactly_once else "read_uncommitted",
+        )
+        await consumer.start()
+        try:
+            for (topic, part), (start, stop) in sorted(gaps.items()):
+                tp = TopicPartition(topic, part)
+                consumer.assign([tp])
+                consumer.seek(tp, start)
+                log.info("replaying %s[%d] offsets %d..%d into state", topic, part, start, stop)
+                while await consumer.position(tp) < stop:
+                    got = (await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)).get(tp, [])
+                    batch = [
+                        InRecord(topic, part, r.offset, r.timestamp, r.key, r.value)
+                        for r in got
+                        if r.offset < stop
+                    ]
+                    if labels:
+                        self.processor.process_labels(batch)
+                    else:
+                        self.processor.process_transactions(batch, emit=False)
+                    self.metrics.replayed.inc(len(batch))
+                # Control records (transaction markers) leave holes: jump to stop.
+                self.processor.positions[f"{topic}/{part}"] = max(
+                    self.processor.positions.get(f"{topic}/{part}", 0), stop
+                )
+        finally:
+            await consumer.stop()
+
+    async def _emit(self, out: Output, records: Sequence[InRecord]) -> None:
+        """Produce decisions and dead letters; in exactly-once mode with the offsets, atomically."""
+        producer = self._producer
+        t = self.config.topics
+        if self.exactly_once:
+            from aiokafka import TopicPartition
+
+            offsets: dict[Any, int] = {}
+            for r in records:
+                tp = TopicPartition(r.topic, r.partition)
+                offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+            async with producer.transaction():
+                await self._send_all(out, t)
+                await producer.send_offsets_to_transaction(offsets, self.group_id)
+        else:
+            await self._send_all(out, t)
+
+    async def _send_all(self, out: Output, t: Any) -> None:
+        producer = self._producer
+        futs = []
+        for d in out.decisions:
+            futs.append(await producer.send(t.decisions.name, orjson.dumps(d), key=d["tx_id"].encode()))
+        for key, value in out.dead_letters:
+            futs.append(await producer.send(t.dead_letter.name, value, key=key))
+        if futs:
+            await asyncio.gather(*futs)
+
+    def _observe(self, out: Output, records: Sequence[InRecord], t_consumed: float) -> None:
+        m = self.metrics
+        now_ms = time.time() * 1000
+        m.consumed.labels(self.config.topics.transactions.name).inc(len(records))
+        m.dead_letters.labels(self.config.topics.transactions.name).inc(len(out.dead_letters))
+        m.fallbacks.inc(out.fallback)
+        m.skipped.inc(out.skipped)
+        if out.decisions:
+            m.batches.inc()
+            m.batch_size.observe(len(out.decisions))
+        for stage, ms in out.timings_ms.items():
+            m.stage_ms.labels(stage).observe(ms)
+        consume_ms = now_ms - t_consumed * 1000
+        ts_by_offset = {(r.partition, r.offset): r.timestamp_ms for r in records}
+        for d in out.decisions:
+            m.decisions.labels(d["decision"]).inc()
+            if d["score"] is not None:
+                m.scores.observe(d["score"])
+            ts = ts_by_offset.get((d["source"]["partition"], d["source"]["offset"]))
+            if ts is not None:
+                m.latency_event.observe(max(now_ms - ts, 0.0))
+            m.latency_consume.observe(max(consume_ms, 0.0))
+
+    async def _maybe_checkpoint(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_checkpoint < self.checkpoint_interval_s:
+            return
+        self._last_checkpoint = now
+        data = self.processor.snapshot()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.snapshot_path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.snapshot_path)
+        self.metrics.checkpoints.inc()
+
+    async def _probe_lag(self) -> None:
+        consumer = getattr(self, "_policy_consumer_obj", None)
+        if consumer is None:
+            return
+        from aiokafka import TopicPartition
+
+        tps = []
+        for key in list(self.processor.positions):
+            topic, _, part = key.rpartition("/")
+            tps.append(TopicPartition(topic, int(part)))
+        if not tps:
+            return
+        try:
+            ends = await consumer.end_offsets(tps)
+        except Exception:  # noqa: BLE001 - lag is best effort
+            return
+        for tp, end in ends.items():
+            pos = self.processor.positions.get(f"{tp.topic}/{tp.partition}", end)
+            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(end - pos, 0))
+
+    # -- web ---------------------------------------------------------------------
+
+    async def _metrics_view(self, web: Any, request: Any) -> Any:
+        from prometheus_client import generate_latest
+
+        return web.bytes(generate_latest(self.metrics.registry), content_type="text/plain")
+
+    async def health(self) -> dict[str, Any]:
+        """Readiness: broker answering, model loaded, policy read, partitions assigned."""
+        broker = False
+        if self._producer is not None:
+            try:
+                await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=2.0)
+                broker = True
+            except Exception:  # noqa: BLE001
+                broker = False
+        try:
+            assigned = bool(self.app.consumer.assignment())
+        except Exception:  # noqa: BLE001
+            assigned = False
+        checks = {
+            "broker": broker,
+            "model_loaded": self._model_loaded,
+            "policy_loaded": self._policy_ready.is_set(),
+            "assigned": assigned,
+            "producing": not self._emit_failing,
+        }
+        return {"ready": all(checks.values()), **checks}
+
+    async def _health_view(self, web: Any, request: Any) -> Any:
+        h = await self.health()
+        return web.json(h, status=200 if h["ready"] else 503)
+
+    # -- running -----------------------------------------------------------------
+
+    def run(self, loglevel: str = "info") -> None:
+        """Run until SIGTERM / SIGINT (blocks)."""
+        from faust import Worker
+
+        worker = Worker(self.app, loglevel=loglevel, quiet=True)
+        worker.execute_from_commandline()
+
+
+def build_app(
+    config: Config,
+    scoring: Scoring | None = None,
+    *,
+    instance_id: str = "0",
+    web_port: int | None = None,
+    checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
+) -> RiskWorker:
+    """The stream worker for ``config``; ``scoring`` defaults to the trained pipeline.
+
+    See :func:`riskflow.streams.scoring.load_scoring` for the default.
+    """
+    if scoring is None:
+        from riskflow.streams.scoring import load_scoring
+
+        scoring = load_scoring(config)
+    return RiskWorker(
+        config, scoring, instance_id=instance_id, web_port=web_port,
+        checkpoint_interval_s=checkpoint_interval_s,
+    )

@@ -1,0 +1,349 @@
+"""The Kafka-free core of the worker: records in, decisions and dead letters out.
+
+:class:`StreamProcessor` owns everything stateful the worker does (the
+scoring pipeline's feature state, the tx lookup that turns labels into
+:class:`~riskflow.batch.LabelBatch` rows, pending labels, and the input
+position each of those reflects). The faust agents in :mod:`riskflow.streams.app`
+only move bytes between Kafka and these methods, so every rule here is tested
+without a broker.
+
+>>> from riskflow.streams.reference import CountingScorer
+>>> p = StreamProcessor(CountingScorer())
+>>> good = b'{"schema_version":1,"tx_id":"t1","event_time":1767268800000,'
+>>> good += b'"card_token":"tok1","merchant_id":"m1","amount":5.0}'
+>>> out = p.process_transactions([InRecord("tx", 0, 0, 1, None, good),
+...                               InRecord("tx", 0, 1, 1, None, b"{oops")])
+>>> [d["tx_id"] for d in out.decisions], len(out.dead_letters), p.positions
+(['t1'], 1, {'tx/0': 2})
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+import orjson
+
+from riskflow.batch import LabelBatch, TxBatch
+from riskflow.errors import ValidationError
+from riskflow.pipeline import DECISION_NAMES, DecisionBatch
+from riskflow.schema import parse_label, parse_transaction
+
+__all__ = [
+    "InRecord",
+    "Output",
+    "Scoring",
+    "StreamProcessor",
+    "dead_letter",
+    "SNAPSHOT_VERSION",
+]
+
+log = logging.getLogger(__name__)
+
+#: Layout version of :meth:`StreamProcessor.snapshot`; bump on any change.
+SNAPSHOT_VERSION = 1
+#: Labelled-transaction fields kept per tx_id (all numeric: no raw ids kept).
+_LOOKUP_FIELDS = ("ts", "amount", "card", "customer", "merchant", "terminal", "device", "ip")
+
+
+class InRecord(NamedTuple):
+    """One consumed Kafka record, as the processor sees it."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+
+
+class Scoring(Protocol):
+    """What the worker scores with: :class:`riskflow.pipeline.ScoringPipeline` or a twin.
+
+    ``score_batch`` decides a batch and advances the feature state;
+    ``advance`` only advances it (gap replay after a restart);
+    ``snapshot`` / ``restore`` serialise that state; ``apply_policy``
+    takes one raw value of the policy topic.
+    """
+
+    def score_batch(self, tx: TxBatch, labels: LabelBatch | None = None) -> DecisionBatch: ...
+
+    def advance(self, tx: TxBatch, labels: LabelBatch | None = None) -> None: ...
+
+    def snapshot(self) -> bytes: ...
+
+    def restore(self, data: bytes) -> None: ...
+
+    def apply_policy(self, key: bytes | None, value: bytes | None) -> str | None: ...
+
+
+@dataclass
+class Output:
+    """What one call produced: decision dicts and dead-letter messages (key, value)."""
+
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    fallback: int = 0
+    skipped: int = 0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def dead_letter(rec: InRecord, error: dict[str, Any]) -> tuple[bytes | None, bytes]:
+    """The dead-letter message for ``rec``: the error, the original bytes, the source offset.
+
+    >>> k, v = dead_letter(InRecord("tx", 2, 7, 1, b"k", b"{x"), {"field": "<record>"})
+    >>> d = orjson.loads(v); d["source"], base64.b64decode(d["original_b64"])
+    ({'topic': 'tx', 'partition': 2, 'offset': 7, 'timestamp_ms': 1}, b'{x')
+    """
+    raw = rec.value or b""
+    body = {
+        "error": error,
+        "source": {
+            "topic": rec.topic,
+            "partition": rec.partition,
+            "offset": rec.offset,
+            "timestamp_ms": rec.timestamp_ms,
+        },
+        "original_b64": base64.b64encode(raw).decode("ascii"),
+        "original_size": len(raw),
+    }
+    return rec.key, orjson.dumps(body)
+
+
+def _pos_key(topic: str, partition: int) -> str:
+    return f"{topic}/{partition}"
+
+
+class StreamProcessor:
+    """Validate, batch, score; keep state and the positions it reflects.
+
+    Parameters
+    ----------
+    scoring
+        The scoring pipeline (see :class:`Scoring`).
+    fallback_decision
+        Decision emitted (flagged ``fallback: true``) when scoring raises:
+        ``"approve"`` is fail-open, ``"decline"`` fail-closed.
+    lookup_size
+        tx_ids remembered for joining labels (oldest forgotten first).
+    """
+
+    def __init__(
+        self,
+        scoring: Scoring,
+        *,
+        fallback_decision: str = "review",
+        lookup_size: int = 200_000,
+    ) -> None:
+        if fallback_decision not in DECISION_NAMES:
+            raise ValueError(
+                f"The 'fallback_decision' parameter must be one of {DECISION_NAMES}. "
+                f"Got {fallback_decision!r} instead."
+            )
+        self.scoring = scoring
+        self.fallback_decision = fallback_decision
+        self.lookup_size = lookup_size
+        #: "topic/partition" -> next offset reflected in the state.
+        self.positions: dict[str, int] = {}
+        self._lookup: OrderedDict[str, tuple[float, ...]] = OrderedDict()
+        self._pending: list[tuple[str, int, int, tuple[float, ...]]] = []
+        self.labels_unmatched = 0
+
+    # -- input filtering -------------------------------------------------------
+
+    def is_new(self, rec: InRecord) -> bool:
+        """False if ``rec`` is already reflected in the state (redelivered after a restart)."""
+        pos = self.positions.get(_pos_key(rec.topic, rec.partition))
+        return pos is None or rec.offset >= pos
+
+    def gaps(self, first_seen: dict[tuple[str, int], int]) -> dict[tuple[str, int], tuple[int, int]]:
+        """Offset ranges ``[from, to)`` consumed before but missing from the restored state.
+
+        ``first_seen`` maps (topic, partition) to the first offset the
+        consumer delivered after a restart or assignment.
+        """
+        out = {}
+        for (topic, part), first in first_seen.items():
+            pos = self.positions.get(_pos_key(topic, part))
+            if pos is not None and first > pos:
+                out[(topic, part)] = (pos, first)
+        return out
+
+    # -- transactions ----------------------------------------------------------
+
+    def _validate(self, records: Sequence[InRecord], out: Output) -> tuple[list[dict[str, Any]], list[InRecord]]:
+        good: list[dict[str, Any]] = []
+        kept: list[InRecord] = []
+        for rec in records:
+            if not self.is_new(rec):
+                out.skipped += 1
+                continue
+            try:
+                if rec.value is None:
+                    raise ValidationError("<record>", "is empty (a tombstone or null value)")
+                good.append(parse_transaction(rec.value))
+                kept.append(rec)
+            except ValidationError as exc:
+                out.dead_letters.append(dead_letter(rec, exc.to_dict()))
+            except Exception as exc:  # noqa: BLE001 - any decoding failure is a dead letter
+                out.dead_letters.append(
+                    dead_letter(rec, {"field": "<record>", "reason": f"{type(exc).__name__}: {exc}"})
+                )
+            self.positions[_pos_key(rec.topic, rec.partition)] = rec.offset + 1
+        return good, kept
+
+    def _remember(self, tx: TxBatch) -> None:
+        cols = [getattr(tx, f) for f in _LOOKUP_FIELDS]
+        lookup = self._lookup
+        for i, tx_id in enumerate(tx.tx_id):
+            lookup[tx_id] = tuple(c[i] for c in cols)
+        while len(lookup) > self.lookup_size:
+            lookup.popitem(last=False)
+
+    def _take_labels(self) -> LabelBatch | None:
+        if not self._pending:
+            return None
+        rows = self._pending
+        self._pending = []
+        vals = list(zip(*(r[3] for r in rows), strict=True))
+        arr = {f: np.asarray(v) for f, v in zip(_LOOKUP_FIELDS, vals, strict=True)}
+        order = np.argsort(np.asarray([r[1] for r in rows], dtype=np.int64), kind="stable")
+
+        def col(a: Any, dtype: Any) -> np.ndarray:
+            return np.ascontiguousarray(np.asarray(a, dtype=dtype)[order])
+
+        return LabelBatch(
+            tx_id=col([r[0] for r in rows], object),
+            label_time=col([r[1] for r in rows], np.int64),
+            label=col([r[2] for r in rows], np.int8),
+            tx_ts=col(arr["ts"], np.int64),
+            amount=col(arr["amount"], np.float64),
+            **{k: col(arr[k], np.uint64) for k in _LOOKUP_FIELDS[2:]},
+        )
+
+    def process_transactions(self, records: Sequence[InRecord], *, emit: bool = True) -> Output:
+        """Decide every valid new record; invalid ones become dead letters.
+
+        With ``emit=False`` (gap replay) the state advances and nothing is
+        returned but the dead-letter count is still computed (not re-sent).
+        """
+        out = Output()
+        t0 = time.perf_counter()
+        good, kept = self._validate(records, out)
+        t1 = time.perf_counter()
+        out.timings_ms["validate"] = (t1 - t0) * 1e3
+        if not good:
+            return out
+        tx = TxBatch.from_records(good)
+        t2 = time.perf_counter()
+        out.timings_ms["batch"] = (t2 - t1) * 1e3
+        labels = self._take_labels()
+        self._remember(tx)
+        if not emit:
+            self.scoring.advance(tx, labels)
+            return out
+        try:
+            batch = self.scoring.score_batch(tx, labels)
+            if len(batch) != len(tx):
+                raise RuntimeError(f"scoring returned {len(batch)} decisions for {len(tx)} transactions")
+        except Exception as exc:  # noqa: BLE001 - the configured fallback policy
+            log.exception("scoring failed for a batch of %d; emitting fallback decisions", len(tx))
+            batch = self._fallback(tx, exc)
+            out.fallback = len(tx)
+        out.timings_ms.update(batch.timings_ms)
+        recs = batch.to_records()
+        for d, rec, g in zip(recs, kept, good, strict=True):
+            d["event_time"] = g["event_time"]
+            d["source"] = {"partition": rec.partition, "offset": rec.offset}
+            if d["score"] is not None and not np.isfinite(d["score"]):
+                d["score"] = None
+        out.decisions = recs
+        return out
+
+    def _fallback(self, tx: TxBatch, exc: BaseException) -> DecisionBatch:
+        n = len(tx)
+        code = DECISION_NAMES.index(self.fallback_decision)
+        reason = [{"code": "FALLBACK", "description": f"scoring failed: {type(exc).__name__}"}]
+        return DecisionBatch(
+            tx_id=tx.tx_id,
+            score=np.full(n, np.nan),
+            decision=np.full(n, code, dtype=np.int8),
+            reasons=[list(reason) for _ in range(n)],
+            model_version="fallback",
+            policy_version="fallback",
+            fallback=True,
+        )
+
+    # -- labels ----------------------------------------------------------------
+
+    def process_labels(self, records: Iterable[InRecord]) -> Output:
+        """Queue labels for the next transaction batch; invalid ones become dead letters."""
+        out = Output()
+        for rec in records:
+            if not self.is_new(rec):
+                out.skipped += 1
+                continue
+            try:
+                if rec.value is None:
+                    raise ValidationError("<record>", "is empty (a tombstone or null value)")
+                lab = parse_label(rec.value)
+            except ValidationError as exc:
+                out.dead_letters.append(dead_letter(rec, exc.to_dict()))
+            except Exception as exc:  # noqa: BLE001
+                out.dead_letters.append(
+                    dead_letter(rec, {"field": "<record>", "reason": f"{type(exc).__name__}: {exc}"})
+                )
+            else:
+                row = self._lookup.get(lab["tx_id"])
+                if row is None:
+                    # The labelled transaction is older than the lookup or not seen yet.
+                    self.labels_unmatched += 1
+                else:
+                    self._pending.append((lab["tx_id"], lab["label_time"], lab["label"], row))
+            self.positions[_pos_key(rec.topic, rec.partition)] = rec.offset + 1
+        return out
+
+    # -- state -----------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """State and the input positions it reflects, as one blob."""
+        head = {
+            "version": SNAPSHOT_VERSION,
+            "positions": self.positions,
+            "lookup": [[k, list(map(_num, v))] for k, v in self._lookup.items()],
+            "pending": [[t, lt, lab, list(map(_num, row))] for t, lt, lab, row in self._pending],
+            "labels_unmatched": self.labels_unmatched,
+        }
+        head_b = orjson.dumps(head)
+        engine = self.scoring.snapshot()
+        return len(head_b).to_bytes(8, "little") + head_b + engine
+
+    def restore(self, data: bytes) -> None:
+        """Load a :meth:`snapshot` (from this or an identically configured worker)."""
+        n = int.from_bytes(data[:8], "little")
+        head = orjson.loads(data[8 : 8 + n])
+        if head.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(
+                f"Snapshot layout version {head.get('version')!r} is not {SNAPSHOT_VERSION}; "
+                "delete the state directory to rebuild state from the topics."
+            )
+        self.scoring.restore(data[8 + n :])
+        self.positions = {k: int(v) for k, v in head["positions"].items()}
+        self._lookup = OrderedDict((k, _row(v)) for k, v in head["lookup"])
+        self._pending = [(t, int(lt), int(lab), _row(r)) for t, lt, lab, r in head["pending"]]
+        self.labels_unmatched = int(head["labels_unmatched"])
+
+
+def _num(x: Any) -> Any:
+    # uint64 keys do not fit a JSON float; keep them as exact ints.
+    return int(x) if isinstance(x, np.integer) else float(x)
+
+
+def _row(v: list[Any]) -> tuple[Any, ...]:
+    return (int(v[0]), float(v[1]), *(int(k) for k in v[2:]))

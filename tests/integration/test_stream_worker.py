@@ -1,0 +1,313 @@
+"""`riskflow worker` against the real broker, run as a subprocess (so kill -9 is real).
+
+The worker scores with :class:`riskflow.streams.reference.CountingScorer`
+(deterministic per-card features carried in the reason codes), so the
+decisions of a stream can be compared with an offline run of the same scorer.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from riskflow.batch import TxBatch
+from riskflow.schema import validate_transaction
+from riskflow.streams.reference import CountingScorer
+
+pytestmark = [pytest.mark.kafka]
+
+RISKFLOW = str(Path(sys.executable).with_name("riskflow"))
+T0 = 1_767_268_800_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tx(i: int, cards: int = 23, merchants: int = 7) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "tx_id": f"tx-{i:06d}",
+        "event_time": T0 + i * 10,
+        "card_token": f"card-{i % cards}",
+        "merchant_id": f"m-{i % merchants}",
+        "amount": float(5 + (i * 37) % 400),
+    }
+
+
+def produce(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes]]) -> None:
+    from kafka import KafkaProducer
+
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    try:
+        for key, value in items:
+            p.send(topic, value, key=key)
+        p.flush(30)
+    finally:
+        p.close()
+
+
+def tx_items(records: list[dict[str, Any]]) -> list[tuple[bytes | None, bytes]]:
+    # Keyed by card: a card's transactions stay in order on one partition.
+    return [(r["card_token"].encode(), orjson.dumps(r)) for r in records]
+
+
+def offline(records: list[dict[str, Any]], **policy: float) -> dict[str, dict[str, Any]]:
+    """The same scorer over the whole stream at once: tx_id -> card features, score."""
+    scorer = CountingScorer(**policy)
+    batch = scorer.score_batch(TxBatch.from_records([validate_transaction(r) for r in records]))
+    return {d["tx_id"]: _card_view(d) for d in batch.to_records()}
+
+
+def _card_view(d: dict[str, Any]) -> dict[str, Any]:
+    # Per-card features and score depend only on the card's own order, which
+    # Kafka keeps (one partition per card); merchant counts depend on how
+    # partitions interleave, in a stream as in any parallel run.
+    r = {c["code"]: c["value"] for c in d["reasons"]}
+    return {
+        "card_count": r["card_count"],
+        "card_amount_sum": r["card_amount_sum"],
+        "card_frauds": r["card_frauds"],
+        "score": round(d["score"], 9),
+    }
+
+
+def make_topics(bootstrap: str, names: dict[str, str], partitions: int) -> None:
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics(
+            [
+                NewTopic(names["transactions"], partitions, 1),
+                NewTopic(names["labels"], partitions, 1),
+                NewTopic(names["decisions"], partitions, 1),
+                NewTopic(names["dead_letter"], 1, 1),
+                NewTopic(names["policy"], 1, 1, topic_configs={"cleanup.policy": "compact"}),
+            ]
+        )
+        admin.wait_for_topics(list(names.values()), timeout_ms=15_000)
+    finally:
+        admin.close()
+
+
+class Worker:
+    """A `riskflow worker` subprocess with its own web port and state dir."""
+
+    def __init__(self, env: dict[str, str], instance: str = "0", checkpoint: float = 2.0) -> None:
+        self.port = _free_port()
+        self.log = Path(env["RISKFLOW_STREAM__STATE_DIR"]) / f"worker-{instance}-{self.port}.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.log, "wb")
+        self.proc = subprocess.Popen(
+            [
+                RISKFLOW, "worker", "--scorer", "riskflow.streams.reference:counting_scorer",
+                "--instance-id", instance, "--web-port", str(self.port),
+                "--checkpoint-interval", str(checkpoint),
+            ],
+            env=env, stdout=self._fh, stderr=subprocess.STDOUT,
+        )
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=3) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def wait_ready(self, timeout: float = 40.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"worker exited: {self.log.read_text()[-3000:]}"
+            try:
+                status, body = self.get("/health")
+                last = orjson.loads(body)
+                if status == 200:
+                    return last
+            except OSError as exc:
+                last = exc
+            time.sleep(0.3)
+        raise AssertionError(f"worker not ready after {timeout} s: {last}\n{self.log.read_text()[-3000:]}")
+
+    def metrics(self) -> str:
+        return self.get("/metrics")[1].decode()
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._fh.close()
+
+
+@pytest.fixture
+def stream_env(
+    kafka_bootstrap: str, riskflow_env: dict[str, str], tmp_path: Path, new_group: Callable[[], str]
+) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
+    env = {
+        **os.environ,
+        "RISKFLOW_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "RISKFLOW_STREAM__STATE_DIR": str(tmp_path / "state"),
+        "RISKFLOW_STREAM__APP_ID": new_group(),
+        "RISKFLOW_STREAM__MAX_BATCH_SIZE": "64",
+        **{f"RISKFLOW_TOPICS__{role.upper()}__NAME": name for role, name in riskflow_env.items()},
+    }
+    env.pop("RISKFLOW_CONFIG", None)
+    yield env, riskflow_env
+
+
+def read_decisions(consume: Callable[..., list[Any]], topic: str, expected: int, **kw: Any) -> list[dict[str, Any]]:
+    return [orjson.loads(r.value) for r in consume(topic, expected, **kw)]
+
+
+@pytest.mark.timeout(90)
+def test_every_transaction_decided_once_and_garbage_dead_lettered(
+    kafka_bootstrap: str, stream_env: Any, consume: Callable[..., list[Any]]
+) -> None:
+    env, topics = stream_env
+    make_topics(kafka_bootstrap, topics, partitions=3)
+    records = [tx(i) for i in range(1500)]
+    good = tx_items(records)
+    bad: list[tuple[bytes | None, bytes]] = [
+        (None, b"{not json"),
+        (None, orjson.dumps({**tx(10**6), "schema_version": 99})),
+        (None, orjson.dumps({k: v for k, v in tx(10**6 + 1).items() if k != "amount"})),
+        (None, orjson.dumps({**tx(10**6 + 2), "card_token": "4111111111111111"})),
+        (None, b"x" * 70_000),
+        (None, b"[1, 2]"),
+    ] * 50
+    # Garbage interleaved with good records on every partition.
+    mixed = []
+    for i, item in enumerate(good):
+        mixed.append(item)
+        if i % 5 == 0 and bad:
+            mixed.append(bad.pop())
+    mixed.extend(bad)
+    n_bad = 300
+    produce(kafka_bootstrap, topics["transactions"], mixed)
+
+    w = Worker(env)
+    try:
+        health = w.wait_ready()
+        assert health["broker"] and health["assigned"] and health["model_loaded"]
+        decisions = read_decisions(consume, topics["decisions"], len(records), timeout=45, settle=1.0)
+        dead = consume(topics["dead_letter"], n_bad, timeout=15, settle=0.5)
+        metrics = w.metrics()
+    finally:
+        w.stop()
+
+    ids = collections.Counter(d["tx_id"] for d in decisions)
+    assert set(ids) == {r["tx_id"] for r in records}
+    assert max(ids.values()) == 1
+    expected = offline(records)
+    assert {d["tx_id"]: _card_view(d) for d in decisions} == expected
+    one = decisions[0]
+    assert one["decision"] in ("approve", "review", "decline")
+    assert one["model_version"] == "counting-1" and one["policy_version"] == "default"
+    assert "features" in one["timings_ms"] and one["fallback"] is False
+
+    assert len(dead) == n_bad
+    body = orjson.loads(dead[0].value)
+    assert set(body) >= {"error", "source", "original_b64"}
+    assert body["source"]["topic"] == topics["transactions"]
+    fields = collections.Counter(orjson.loads(r.value)["error"]["field"] for r in dead)
+    assert fields["schema_version"] == 50 and fields["amount"] == 50 and fields["card_token"] == 50
+    # The raw card number is never echoed.
+    assert not any(b"4111111111111111" in r.value for r in dead)
+    assert "riskflow_dead_letters_total" in metrics
+    assert 'riskflow_decisions_total{decision="approve"}' in metrics
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_kill9_restart_keeps_features_and_decides_everything(
+    kafka_bootstrap: str, stream_env: Any, consume: Callable[..., list[Any]], guarantee: str
+) -> None:
+    env, topics = stream_env
+    env["RISKFLOW_STREAM__PROCESSING_GUARANTEE"] = guarantee
+    make_topics(kafka_bootstrap, topics, partitions=2)
+    records = [tx(i) for i in range(3000)]
+    first, second = records[:1500], records[1500:]
+    produce(kafka_bootstrap, topics["transactions"], tx_items(first))
+
+    # A long checkpoint interval: the only snapshot is taken at the first
+    # batch, so the restart must replay the gap up to the committed offsets.
+    w = Worker(env, checkpoint=3600)
+    try:
+        w.wait_ready()
+        iso = {"isolation_level": "read_committed"}
+        got = read_decisions(consume, topics["decisions"], 1000, timeout=40, **iso)
+        assert len(got) >= 1000
+        w.kill9()
+    finally:
+        w.stop()
+    produce(kafka_bootstrap, topics["transactions"], tx_items(second))
+    w2 = Worker(env, checkpoint=3600)
+    try:
+        w2.wait_ready()
+        decisions = read_decisions(
+            consume, topics["decisions"], len(records) + (0 if guarantee == "at_least_once" else 0),
+            timeout=45, settle=2.0, **iso,
+        )
+        metrics = w2.metrics()
+    finally:
+        w2.stop()
+
+    ids = collections.Counter(d["tx_id"] for d in decisions)
+    assert set(ids) == {r["tx_id"] for r in records}, "a transaction went undecided"
+    if guarantee == "exactly_once":
+        assert max(ids.values()) == 1, "a read_committed reader saw a tx_id twice"
+    expected = offline(records)
+    for d in decisions:  # duplicates (at-least-once) must carry the same features
+        assert _card_view(d) == expected[d["tx_id"]], d["tx_id"]
+    assert "riskflow_gap_replayed_records_total" in metrics
+
+
+@pytest.mark.timeout(90)
+def test_threshold_update_applies_without_restart(
+    kafka_bootstrap: str, stream_env: Any, consume: Callable[..., list[Any]]
+) -> None:
+    env, topics = stream_env
+    make_topics(kafka_bootstrap, topics, partitions=1)
+    produce(kafka_bootstrap, topics["transactions"], tx_items([tx(i) for i in range(100)]))
+    w = Worker(env)
+    try:
+        w.wait_ready()
+        before = read_decisions(consume, topics["decisions"], 100, timeout=30)
+        assert {d["policy_version"] for d in before} == {"default"}
+        update = {"t_review": 0.0, "t_decline": 0.0, "version": "v2-all-decline"}
+        produce(kafka_bootstrap, topics["policy"], [(b"thresholds", orjson.dumps(update))])
+        deadline = time.monotonic() + 20
+        while "riskflow_policy_updates_total 1.0" not in w.metrics():
+            assert time.monotonic() < deadline, "policy update not applied"
+            time.sleep(0.2)
+        produce(kafka_bootstrap, topics["transactions"], tx_items([tx(i) for i in range(100, 200)]))
+        after = read_decisions(consume, topics["decisions"], 200, timeout=30)[100:]
+    finally:
+        w.stop()
+    assert len(after) == 100
+    assert {d["policy_version"] for d in after} == {"v2-all-decline"}
+    assert {d["decision"] for d in after} == {"decline"}
