@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("riskflow.commands.watch:watch", "Live view of decisions: rate, latency, mix, declines."),
     "train": ("riskflow.commands.train:train", "Train, evaluate and save the fraud model ensemble."),
     "simulate": ("riskflow.commands.simulate:simulate", "Simulate card payments with fraud scenarios, delayed labels and drift."),
+    "worker": ("riskflow.commands.worker:worker", "Stream processor: consume transactions, emit decisions."),
 }
 
 #: name -> ("module:attribute", help) for `riskflow bench NAME`; each prints JSON with --json.
