@@ -1,0 +1,232 @@
+"""FeatureEngine: the public, validating wrapper around the feature kernel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from riskflow.batch import LabelBatch, TxBatch
+from riskflow.config import FeatureConfig
+from riskflow.errors import SchemaError
+
+from . import _state as S
+from ._catalogue import FeatureSpec, catalogue_hash, compile_layout, select
+from ._kernels import _layout as L
+from ._kernels._compute import _compute_batch
+from ._kernels._hash import _pair_key_array
+
+__all__ = ["FeatureEngine", "FeatureInputError"]
+
+
+class FeatureInputError(SchemaError):
+    """A batch handed to the feature engine is malformed."""
+
+
+_TX_DTYPES: dict[str, Any] = {
+    "ts": np.int64, "amount": np.float64, "mcc": np.int32, "channel": np.int8,
+    "entry_mode": np.int8, "lat": np.float64, "lon": np.float64,
+    **{k: np.uint64 for k in ("card", "customer", "merchant", "terminal", "device", "ip",
+                              "country", "currency", "bin")},
+}
+_CODE_RANGE = {"channel": L.N_CHANNELS, "entry_mode": L.N_ENTRY}
+
+
+def _arr(batch: Any, name: str, dtype: Any, n: int, what: str) -> np.ndarray:
+    a = np.asarray(getattr(batch, name))
+    if a.shape != (n,):
+        raise FeatureInputError(
+            f"{what}.{name} has shape {a.shape}; every array of the batch must have shape ({n},)."
+        )
+    if a.dtype != dtype:
+        try:
+            b = a.astype(dtype, casting="same_kind") if a.dtype.kind == np.dtype(dtype).kind else None
+        except TypeError:
+            b = None
+        if b is None:
+            raise FeatureInputError(
+                f"{what}.{name} has dtype {a.dtype}, expected {np.dtype(dtype)}. "
+                f"Build batches with {what}.from_frame / from_records."
+            )
+        a = b
+    return np.ascontiguousarray(a)
+
+
+class FeatureEngine:
+    """Point-in-time streaming features, one code path for stream and replay.
+
+    For each transaction, in the order given (event time), the engine writes
+    the feature vector computed from per-entity state as it stood *before*
+    that transaction, then folds the transaction into the state. Labels are
+    queued and released into the state at their label time.
+
+    Parameters
+    ----------
+    config
+        :class:`riskflow.config.FeatureConfig` (entity TTL, initial table size).
+    features
+        Compute only these catalogue names, in this order (benchmarks,
+        experiments). Default: the full catalogue, which is what models use.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from riskflow.batch import TxBatch
+    >>> df = pd.DataFrame({"tx_id": ["a", "b"], "event_time": [0, 60_000],
+    ...     "card_token": ["c", "c"], "merchant_id": ["m", "m"], "amount": [10.0, 30.0]})
+    >>> eng = FeatureEngine()
+    >>> X = eng.process(TxBatch.from_frame(df))
+    >>> col = eng.feature_names.index("card_count_1m")
+    >>> X[:, col].tolist()
+    [0.0, 1.0]
+    """
+
+    def __init__(
+        self, config: FeatureConfig | None = None, *, features: list[str] | None = None
+    ) -> None:
+        self.config = config if config is not None else FeatureConfig()
+        self._ttl = int(self.config.entity_ttl_days * L.DAY)
+        cap = 16
+        while cap < self.config.initial_capacity:
+            cap *= 2
+        self._ent = S.alloc(S.EntityTable, cap)
+        self._pair = S.alloc(S.PairTable, cap)
+        self._glob = S.alloc_global()
+        self._queue = S.empty_queue()
+        self.position: dict[str, Any] | None = None
+        self.specs: list[FeatureSpec] = select(features)
+        self._features = None if features is None else list(features)
+        self._win, self._colE, self._colP, self._colT, self._prior, self._active = compile_layout(
+            self.specs
+        )
+        self.feature_names: list[str] = [s.name for s in self.specs]
+
+    # ------------------------------------------------------------------ info
+    @property
+    def catalogue_hash(self) -> str:
+        """sha256 over the catalogue (names, specs, layout version)."""
+        return catalogue_hash(self.specs)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    @property
+    def n_entities(self) -> int:
+        """Occupied entity and pair slots (including not yet reclaimed expired ones)."""
+        return int(self._ent.meta[0] + self._pair.meta[0])
+
+    def state_nbytes(self) -> int:
+        """Bytes held by all state arrays (allocated capacity, not just live rows)."""
+        parts = (*self._ent, *self._pair, *self._glob, *self._queue)
+        return int(sum(a.nbytes for a in parts))
+
+    @staticmethod
+    def row_bytes() -> dict[str, int]:
+        """State bytes per slot: full entity row, pair row."""
+        return {"entity": S.row_bytes(S.EntityTable), "pair": S.row_bytes(S.PairTable)}
+
+    # --------------------------------------------------------------- process
+    def process(self, tx: TxBatch, labels: LabelBatch | None = None) -> np.ndarray:
+        """Feature matrix (float32, ``(len(tx), n_features)``) for ``tx``; advances the state.
+
+        Labels are queued; a label becomes visible to a transaction iff its
+        ``label_time <= tx.ts`` (labels already due apply before the next
+        transaction).
+        """
+        if not isinstance(tx, TxBatch):
+            raise FeatureInputError(f"process() takes a TxBatch, got {type(tx).__name__}.")
+        n = len(tx)
+        a = {k: _arr(tx, k, dt, n, "TxBatch") for k, dt in _TX_DTYPES.items()}
+        if n and not np.isfinite(a["amount"]).all():
+            bad = int(np.flatnonzero(~np.isfinite(a["amount"]))[0])
+            raise FeatureInputError(
+                f"TxBatch.amount must be finite; row {bad} is {a['amount'][bad]!r}. "
+                "Validate transactions (riskflow.schema) before scoring."
+            )
+        for k, hi in _CODE_RANGE.items():
+            if n and (a[k].max() >= hi or a[k].min() < -1):
+                raise FeatureInputError(
+                    f"TxBatch.{k} codes must be in [-1, {hi - 1}]; got {int(a[k].min())}..{int(a[k].max())}."
+                )
+        a["mcc"] = np.where((a["mcc"] >= 0) & (a["mcc"] < L.N_MCC), a["mcc"], -1).astype(np.int32)
+        if labels is not None and len(labels):
+            self._enqueue(labels)
+        X = np.full((n, self.n_features), np.nan, np.float32)
+        if n == 0:
+            return X
+        ekeys = np.stack([a[e] for e in L.ENTITIES])
+        cpk = np.stack([a[L.COUNTERPARTY[e][0]] for e in L.ENTITIES])
+        auxk = np.stack([a[L.COUNTERPARTY[e][1]] for e in L.ENTITIES])
+        pkeys = np.stack([_pair_key_array(a[x], a[y]) for _, x, y in L.PAIRS])
+        q = self._queue
+        i, lp = 0, 0
+        while True:
+            i, lp = _compute_batch(
+                self._ent, self._pair, self._glob, self._win, self._colE, self._colP, self._colT,
+                self._prior, self._active, self._ttl, S.max_load(self._ent), S.max_load(self._pair),
+                a["ts"], a["amount"], a["mcc"], a["channel"], a["entry_mode"], a["lat"], a["lon"],
+                a["country"], ekeys, cpk, auxk, pkeys,
+                q.time, q.label, q.amount, q.keys, i, lp, X,
+            )
+            if i >= n:
+                break
+            now = int(self._glob.clock[0])
+            if self._ent.meta[0] + L.NE + L.NL > S.max_load(self._ent):
+                self._ent = S.grow(self._ent, now, self._ttl, L.NE + L.NL)
+            if self._pair.meta[0] + L.NP > S.max_load(self._pair):
+                self._pair = S.grow(self._pair, now, self._ttl, L.NP)
+        if lp:
+            self._queue = S.LabelQueue(q.time[lp:], q.label[lp:], q.amount[lp:],
+                                       np.ascontiguousarray(q.keys[:, lp:]))
+        return X
+
+    def _enqueue(self, labels: LabelBatch) -> None:
+        if not isinstance(labels, LabelBatch):
+            raise FeatureInputError(f"labels must be a LabelBatch, got {type(labels).__name__}.")
+        m = len(labels)
+        t = _arr(labels, "label_time", np.int64, m, "LabelBatch")
+        lab = _arr(labels, "label", np.int8, m, "LabelBatch")
+        amt = np.asarray(labels.amount, np.float64).reshape(m)
+        keys = np.stack([_arr(labels, e, np.uint64, m, "LabelBatch") for e in L.LABEL_ENTITIES])
+        q = self._queue
+        time = np.concatenate([q.time, t])
+        order = np.argsort(time, kind="stable")
+        self._queue = S.LabelQueue(
+            np.ascontiguousarray(time[order]),
+            np.ascontiguousarray(np.concatenate([q.label, lab])[order]),
+            np.ascontiguousarray(np.concatenate([q.amount, amt])[order]),
+            np.ascontiguousarray(np.concatenate([q.keys, keys], axis=1)[:, order]),
+        )
+
+    # ------------------------------------------------------------ snapshots
+    def _header(self) -> dict[str, Any]:
+        return {
+            "format": S.SNAPSHOT_FORMAT,
+            "layout_version": L.LAYOUT_VERSION,
+            "catalogue_hash": self.catalogue_hash,
+        }
+
+    def snapshot(self, position: dict[str, Any] | None = None) -> bytes:
+        """The whole state (arrays, queued labels) and ``position`` as bytes (npz, no pickle).
+
+        ``position`` is what the caller needs to resume (e.g. Kafka offsets);
+        it must be JSON-serialisable and comes back as :attr:`position`.
+        """
+        header = {**self._header(), "position": position, "ttl_ms": self._ttl}
+        self.position = position
+        return S.dump({"ent": self._ent, "pair": self._pair, "glob": self._glob,
+                       "queue": self._queue}, header)
+
+    @classmethod
+    def restore(
+        cls, blob: bytes, config: FeatureConfig | None = None, *, features: list[str] | None = None
+    ) -> FeatureEngine:
+        """An engine continuing exactly where :meth:`snapshot` left off."""
+        eng = cls(config, features=features)
+        tables, header = S.load(blob, eng._header())
+        S.check_shapes(tables)
+        eng._ent, eng._pair, eng._glob, eng._queue = (
+            tables["ent"], tables["pair"], tables["glob"], tables["queue"])
+        eng.position = header.get("position")
+        return eng

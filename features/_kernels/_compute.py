@@ -1,0 +1,549 @@
+"""The feature kernel: one pass over a batch, read-then-update per transaction.
+
+For each transaction, in order: release every queued label whose label time
+has come (``label_time <= ts``), then read every feature from the state as it
+stands (so a transaction never sees itself), then fold the transaction into
+the state. The same code serves streaming (small batches) and replay (one
+big batch): the only state is in the arrays, so any split gives identical
+output.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._hash import _mix64, _probe, _slot_key
+from ._jit import njit, njit_inline, njit_noalloc
+from ._layout import (
+    DAY,
+    GEO_W,
+    HLL_BITS,
+    HLL_M,
+    HOUR,
+    L_F7,
+    L_F30,
+    L_FAMT30,
+    L_LAST_FRAUD,
+    L_N30,
+    L_T,
+    MINUTE,
+    N_CHANNELS,
+    N_MCC,
+    NE,
+    NL,
+    NP,
+    NW,
+    O_AGE_DAYS,
+    O_AMT_TO_LAST,
+    O_AUX_NEW,
+    O_CNT_1H,
+    O_CNT_1M,
+    O_CNT_10M,
+    O_CP_NEW,
+    O_DAYS_SINCE_FRAUD,
+    O_DISTINCT_CP_24H,
+    O_F7,
+    O_F30,
+    O_FAMT30,
+    O_FRATE30,
+    O_GEO_CENTROID,
+    O_GEO_DIST,
+    O_GEO_SPEED,
+    O_HLL_CP,
+    O_MAX_24H,
+    O_MEAN_GAP,
+    O_MIN_24H,
+    O_MIX_ECOM,
+    O_MIX_KEYED,
+    O_MIX_SAME_CH,
+    O_MIX_SAME_EM,
+    O_N30,
+    O_N_LIFETIME,
+    O_SECS_SINCE_LAST,
+    O_SUM_10M,
+    P_AGE,
+    P_COUNT30,
+    P_FIRST,
+    P_N,
+    P_RATIO30,
+    P_SECS,
+    RATE_PRIOR,
+    RATE_STRENGTH,
+    T_AMOUNT,
+    T_AMT_CENTS,
+    T_AMT_INT,
+    T_CARD_PRESENT,
+    T_CHANNEL,
+    T_DOW,
+    T_DOW_COS,
+    T_DOW_SIN,
+    T_ENTRY,
+    T_HOUR,
+    T_HOUR_COS,
+    T_HOUR_SIN,
+    T_KEYED,
+    T_LOG_AMOUNT,
+    T_MCC,
+    T_MCC_CNT24,
+    T_MCC_F30,
+    T_MCC_FRATE,
+    T_MCC_N30,
+    T_MCC_PRIOR,
+    T_MISS_BIN,
+    T_MISS_CHANNEL,
+    T_MISS_COUNTRY,
+    T_MISS_CUSTOMER,
+    T_MISS_DEVICE,
+    T_MISS_ENTRY,
+    T_MISS_GEO,
+    T_MISS_IP,
+    T_MISS_MCC,
+    T_MISS_TERMINAL,
+    T_NIGHT,
+    T_WEEKEND,
+    TAU_7D,
+    TAU_24H,
+    TAU_30D,
+    W_COUNT,
+    W_MEAN,
+    W_OUT,
+    W_RATIO,
+    W_STD,
+    W_SUM,
+    W_Z,
+    K,
+)
+
+_NAN = np.nan
+_TWO_PI = 2.0 * math.pi
+_EARTH_KM = 6371.0088
+_HLL_ALPHA = 0.697  # HyperLogLog bias constant for m = 32
+_HLL_SALT = np.uint64(0x5851F42D4C957F2D)
+#: Floors that keep ratios finite: one cent of amount, one minute of travel.
+_MIN_AMOUNT = 0.01
+_MIN_TRAVEL_H = 1.0 / 60.0
+
+
+@njit_inline
+def _put(X, i, c, v):  # pragma: no cover - compiled
+    if c >= 0:
+        X[i, c] = v
+
+
+@njit_inline
+def _rate(f, n):  # pragma: no cover - compiled
+    return (f + RATE_PRIOR * RATE_STRENGTH) / (n + RATE_STRENGTH)
+
+
+@njit_inline
+def _haversine(lat1, lon1, lat2, lon2):  # pragma: no cover - compiled
+    p1 = math.radians(lat1)
+    p2 = math.radians(lat2)
+    dp = p2 - p1
+    dl = math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2.0 * _EARTH_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+@njit_inline
+def _reset_entity(ent, s, now):  # pragma: no cover - compiled
+    ent.last[s] = now
+    ent.first[s] = now
+    ent.agg_t[s] = now
+    ent.agg[s, :] = 0.0
+    ent.ring_n[s] = 0
+    ent.hll[s, :] = 0
+    ent.geo[s, :] = 0.0
+    ent.geo[s, 0] = _NAN
+    ent.geo[s, 1] = _NAN
+    ent.geo[s, 2] = _NAN
+    ent.mix[s, :] = 0.0
+    ent.lab[s, :] = 0.0
+    ent.lab[s, L_LAST_FRAUD] = _NAN
+    ent.lab[s, L_T] = float(now)
+    ent.mcc[s] = -1
+
+
+@njit_inline
+def _entity_slot(ent, kind, key, now, ttl):  # pragma: no cover - compiled
+    """Slot of entity (kind, key), inserted or reset if absent or TTL-expired."""
+    k = _slot_key(kind, key)
+    s = _probe(ent.keys, k)
+    if ent.keys[s] == np.uint64(0):
+        ent.keys[s] = k
+        ent.meta[0] += 1
+        _reset_entity(ent, s, now)
+    elif now - ent.last[s] > ttl:
+        # Logically evicted: behaves exactly as a new entity, whenever the
+        # physical rebuild happens to run.
+        _reset_entity(ent, s, now)
+    return s
+
+
+@njit_inline
+def _pair_slot(pair, kind, key, now, ttl):  # pragma: no cover - compiled
+    k = _slot_key(kind, key)
+    s = _probe(pair.keys, k)
+    if pair.keys[s] == np.uint64(0) or now - pair.last[s] > ttl:
+        if pair.keys[s] == np.uint64(0):
+            pair.keys[s] = k
+            pair.meta[0] += 1
+        pair.last[s] = now
+        pair.first[s] = now
+        pair.agg[s, :] = 0.0
+    return s
+
+
+@njit_inline
+def _apply_label(ent, glob, j, tl, l_label, l_amount, l_keys, ttl):  # pragma: no cover
+    """Fold label ``j`` into the label-risk state of each entity of its transaction, at ``tl``."""
+    fraud = l_label[j] == 1
+    amt = l_amount[j]
+    if amt != amt:
+        amt = 0.0
+    for li in range(NL):
+        key = l_keys[li, j]
+        if key == np.uint64(0):
+            continue
+        s = _entity_slot(ent, li, key, tl, ttl)  # LABEL_ENTITIES == ENTITIES[:NL]
+        lab = ent.lab
+        dt = max(tl - lab[s, L_T], 0.0)
+        d7 = math.exp(-dt / TAU_7D)
+        d30 = math.exp(-dt / TAU_30D)
+        lab[s, L_F7] *= d7
+        lab[s, L_F30] *= d30
+        lab[s, L_N30] *= d30
+        lab[s, L_FAMT30] *= d30
+        lab[s, L_N30] += 1.0
+        if fraud:
+            lab[s, L_F7] += 1.0
+            lab[s, L_F30] += 1.0
+            lab[s, L_FAMT30] += amt
+            lab[s, L_LAST_FRAUD] = float(tl)
+        lab[s, L_T] = float(tl)
+        if tl > ent.last[s]:
+            ent.last[s] = tl
+        if li == 2:  # merchant: its MCC's label risk too
+            m = ent.mcc[s]
+            if m >= 0:
+                g = glob.mcc
+                d = math.exp(-max(tl - g[m, 2], 0.0) / TAU_30D)
+                g[m, 0] = g[m, 0] * d + (1.0 if fraud else 0.0)
+                g[m, 1] = g[m, 1] * d + 1.0
+                g[m, 2] = float(tl)
+
+
+@njit_inline
+def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X, i):  # pragma: no cover
+    """Write entity ``e``'s features for transaction ``i`` from slot ``s``, then update it."""
+    # ---- decayed windows: count, sum, mean, std, z-score, ratio to mean
+    dt = float(max(t - ent.agg_t[s], 0))
+    for w in range(NW):
+        tau = win[e, w]
+        if tau <= 0.0:
+            continue
+        d = math.exp(-dt / tau)
+        c = ent.agg[s, 3 * w] * d
+        sm = ent.agg[s, 3 * w + 1] * d
+        q = ent.agg[s, 3 * w + 2] * d
+        b = w * W_OUT
+        _put(X, i, col[e, b + W_COUNT], c)
+        _put(X, i, col[e, b + W_SUM], sm)
+        if c > 1e-9:
+            mean = sm / c
+            var = max(q / c - mean * mean, 0.0)
+            _put(X, i, col[e, b + W_MEAN], mean)
+            _put(X, i, col[e, b + W_STD], math.sqrt(var))
+            # Regularised z-score: one currency unit added to the variance so
+            # an entity with identical past amounts does not divide by zero.
+            _put(X, i, col[e, b + W_Z], (a - mean) / math.sqrt(var + 1.0))
+            _put(X, i, col[e, b + W_RATIO], a / max(mean, _MIN_AMOUNT))
+        ent.agg[s, 3 * w] = c + 1.0
+        ent.agg[s, 3 * w + 1] = sm + a
+        ent.agg[s, 3 * w + 2] = q + a * a
+
+    # ---- channel / entry-mode mix over a decayed 30 days
+    if col[e, O_MIX_SAME_CH] >= 0 or col[e, O_MIX_ECOM] >= 0:
+        d30 = math.exp(-dt / TAU_30D)
+        mx = ent.mix
+        tot_ch = 0.0
+        for c in range(N_CHANNELS):
+            mx[s, c] *= d30
+            tot_ch += mx[s, c]
+        tot_em = 0.0
+        for c in range(N_CHANNELS, mx.shape[1]):
+            mx[s, c] *= d30
+            tot_em += mx[s, c]
+        if tot_ch > 1e-9:
+            if ch >= 0:
+                _put(X, i, col[e, O_MIX_SAME_CH], mx[s, ch] / tot_ch)
+            _put(X, i, col[e, O_MIX_ECOM], mx[s, 1] / tot_ch)
+        if tot_em > 1e-9:
+            if em >= 0:
+                _put(X, i, col[e, O_MIX_SAME_EM], mx[s, N_CHANNELS + em] / tot_em)
+            _put(X, i, col[e, O_MIX_KEYED], (mx[s, N_CHANNELS + 2] + mx[s, N_CHANNELS + 3]) / tot_em)
+        if ch >= 0:
+            mx[s, ch] += 1.0
+        if em >= 0:
+            mx[s, N_CHANNELS + em] += 1.0
+    ent.agg_t[s] = t
+
+    # ---- exact short windows and novelty from the ring of the last K events
+    n = ent.ring_n[s]
+    m = min(n, K)
+    _put(X, i, col[e, O_N_LIFETIME], float(n))
+    _put(X, i, col[e, O_AGE_DAYS], (t - ent.first[s]) / DAY)
+    c1m = 0
+    c10m = 0
+    c1h = 0
+    s10m = 0.0
+    mx24 = -np.inf
+    mn24 = np.inf
+    cp_seen = False
+    aux_seen = False
+    distinct = 0
+    for j in range(m):
+        r = (n - 1 - j) % K
+        age = t - ent.ring_ts[s, r]
+        ra = ent.ring_amt[s, r]
+        if age <= MINUTE:
+            c1m += 1
+        if age <= 10 * MINUTE:
+            c10m += 1
+            s10m += ra
+        if age <= HOUR:
+            c1h += 1
+        rc = ent.ring_cp[s, r]
+        if age <= DAY:
+            mx24 = max(mx24, ra)
+            mn24 = min(mn24, ra)
+            if rc != np.uint64(0):
+                dup = False
+                for jj in range(j):
+                    r2 = (n - 1 - jj) % K
+                    if ent.ring_cp[s, r2] == rc and t - ent.ring_ts[s, r2] <= DAY:
+                        dup = True
+                        break
+                if not dup:
+                    distinct += 1
+        if rc == cp:
+            cp_seen = True
+        if ent.ring_aux[s, r] == aux:
+            aux_seen = True
+    _put(X, i, col[e, O_CNT_1M], float(c1m))
+    _put(X, i, col[e, O_CNT_10M], float(c10m))
+    _put(X, i, col[e, O_CNT_1H], float(c1h))
+    _put(X, i, col[e, O_SUM_10M], s10m)
+    _put(X, i, col[e, O_DISTINCT_CP_24H], float(distinct))
+    if mx24 > -np.inf:
+        _put(X, i, col[e, O_MAX_24H], mx24)
+        _put(X, i, col[e, O_MIN_24H], mn24)
+    if cp != np.uint64(0):
+        _put(X, i, col[e, O_CP_NEW], 0.0 if cp_seen else 1.0)
+    if aux != np.uint64(0):
+        _put(X, i, col[e, O_AUX_NEW], 0.0 if aux_seen else 1.0)
+    if m > 0:
+        newest = (n - 1) % K
+        _put(X, i, col[e, O_SECS_SINCE_LAST], (t - ent.ring_ts[s, newest]) / 1000.0)
+        _put(X, i, col[e, O_AMT_TO_LAST], a / max(ent.ring_amt[s, newest], _MIN_AMOUNT))
+        if m > 1:
+            oldest = (n - m) % K
+            gap = (ent.ring_ts[s, newest] - ent.ring_ts[s, oldest]) / 1000.0 / (m - 1)
+            _put(X, i, col[e, O_MEAN_GAP], gap)
+    r = n % K
+    ent.ring_ts[s, r] = t
+    ent.ring_amt[s, r] = a
+    ent.ring_cp[s, r] = cp
+    ent.ring_aux[s, r] = aux
+    ent.ring_n[s] = n + 1
+
+    # ---- approximate distinct counterparties since first seen (HyperLogLog)
+    hc = col[e, O_HLL_CP]
+    if hc >= 0:
+        acc = 0.0
+        zeros = 0
+        for j in range(HLL_M):
+            reg = ent.hll[s, j]
+            acc += 2.0 ** (-float(reg))
+            if reg == 0:
+                zeros += 1
+        est = _HLL_ALPHA * HLL_M * HLL_M / acc
+        if zeros > 0 and est <= 2.5 * HLL_M:
+            est = HLL_M * math.log(HLL_M / zeros)
+        X[i, hc] = est
+        if cp != np.uint64(0):
+            h = _mix64(cp ^ _HLL_SALT)
+            idx = np.int64(h >> np.uint64(64 - HLL_BITS))
+            rest = h << np.uint64(HLL_BITS)
+            rank = 1
+            while rank <= 64 - HLL_BITS and (rest & np.uint64(1 << 63)) == np.uint64(0):
+                rest = rest << np.uint64(1)
+                rank += 1
+            if rank > ent.hll[s, idx]:
+                ent.hll[s, idx] = rank
+
+    # ---- delayed-label risk (labels released so far)
+    if col[e, O_F30] >= 0 or col[e, O_FRATE30] >= 0:
+        lab = ent.lab
+        dtl = max(t - lab[s, L_T], 0.0)
+        d7 = math.exp(-dtl / TAU_7D)
+        d30 = math.exp(-dtl / TAU_30D)
+        f30 = lab[s, L_F30] * d30
+        n30 = lab[s, L_N30] * d30
+        _put(X, i, col[e, O_F7], lab[s, L_F7] * d7)
+        _put(X, i, col[e, O_F30], f30)
+        _put(X, i, col[e, O_N30], n30)
+        _put(X, i, col[e, O_FRATE30], _rate(f30, n30))
+        _put(X, i, col[e, O_FAMT30], lab[s, L_FAMT30] * d30)
+        lf = lab[s, L_LAST_FRAUD]
+        if lf == lf:
+            _put(X, i, col[e, O_DAYS_SINCE_FRAUD], (t - lf) / DAY)
+
+    # ---- geography: distance and implied speed from the previous located event
+    if col[e, O_GEO_DIST] >= 0 and la == la and lo == lo:
+        g = ent.geo
+        pts = g[s, 2]
+        if pts == pts:
+            dist = _haversine(g[s, 0], g[s, 1], la, lo)
+            _put(X, i, col[e, O_GEO_DIST], dist)
+            hours = max((t - pts) / HOUR, _MIN_TRAVEL_H)
+            _put(X, i, col[e, O_GEO_SPEED], dist / hours)
+            dc = math.exp(-max(t - pts, 0.0) / TAU_30D)
+            g[s, 3] *= dc
+            g[s, 4] *= dc
+            g[s, 5] *= dc
+            if g[s, 3] > 1e-9:
+                _put(X, i, col[e, O_GEO_CENTROID], _haversine(g[s, 4] / g[s, 3], g[s, 5] / g[s, 3], la, lo))
+        g[s, 0] = la
+        g[s, 1] = lo
+        g[s, 2] = float(t)
+        g[s, 3] += 1.0
+        g[s, 4] += la
+        g[s, 5] += lo
+    if mcc >= 0:
+        ent.mcc[s] = mcc
+    ent.last[s] = t
+
+
+@njit_inline
+def _pair_features(pair, p, s, t, a, colP, X, i):  # pragma: no cover - compiled
+    ag = pair.agg
+    nlife = ag[s, 2]
+    _put(X, i, colP[p, P_N], nlife)
+    _put(X, i, colP[p, P_FIRST], 1.0 if nlife == 0.0 else 0.0)
+    d = math.exp(-max(t - pair.last[s], 0) / TAU_30D)
+    c = ag[s, 0] * d
+    sm = ag[s, 1] * d
+    _put(X, i, colP[p, P_COUNT30], c)
+    if nlife > 0.0:
+        if c > 1e-9:
+            _put(X, i, colP[p, P_RATIO30], a / max(sm / c, _MIN_AMOUNT))
+        _put(X, i, colP[p, P_SECS], (t - pair.last[s]) / 1000.0)
+        _put(X, i, colP[p, P_AGE], (t - pair.first[s]) / DAY)
+    ag[s, 0] = c + 1.0
+    ag[s, 1] = sm + a
+    ag[s, 2] = nlife + 1.0
+    pair.last[s] = t
+
+
+@njit_inline
+def _tx_features(glob, t, a, mcc, ch, em, la, lo, ekeys, country, colT, mcc_prior, X, i):  # pragma: no cover
+    _put(X, i, colT[T_AMOUNT], a)
+    _put(X, i, colT[T_LOG_AMOUNT], math.log1p(max(a, 0.0)))
+    _put(X, i, colT[T_AMT_INT], 1.0 if a == math.floor(a) else 0.0)
+    _put(X, i, colT[T_AMT_CENTS], round((a - math.floor(a)) * 100.0))
+    sec = t // 1000
+    hour = (sec // 3600) % 24
+    dow = (sec // 86400 + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    hf = (sec % 86400) / 3600.0
+    _put(X, i, colT[T_HOUR], float(hour))
+    _put(X, i, colT[T_HOUR_SIN], math.sin(_TWO_PI * hf / 24.0))
+    _put(X, i, colT[T_HOUR_COS], math.cos(_TWO_PI * hf / 24.0))
+    _put(X, i, colT[T_DOW], float(dow))
+    _put(X, i, colT[T_DOW_SIN], math.sin(_TWO_PI * dow / 7.0))
+    _put(X, i, colT[T_DOW_COS], math.cos(_TWO_PI * dow / 7.0))
+    _put(X, i, colT[T_NIGHT], 1.0 if hour < 6 else 0.0)
+    _put(X, i, colT[T_WEEKEND], 1.0 if dow >= 5 else 0.0)
+    _put(X, i, colT[T_MISS_CUSTOMER], 1.0 if ekeys[1, i] == np.uint64(0) else 0.0)
+    _put(X, i, colT[T_MISS_TERMINAL], 1.0 if ekeys[3, i] == np.uint64(0) else 0.0)
+    _put(X, i, colT[T_MISS_DEVICE], 1.0 if ekeys[4, i] == np.uint64(0) else 0.0)
+    _put(X, i, colT[T_MISS_IP], 1.0 if ekeys[5, i] == np.uint64(0) else 0.0)
+    _put(X, i, colT[T_MISS_BIN], 1.0 if ekeys[6, i] == np.uint64(0) else 0.0)
+    _put(X, i, colT[T_MISS_COUNTRY], 1.0 if country[i] == np.uint64(0) else 0.0)
+    _put(X, i, colT[T_MISS_MCC], 1.0 if mcc < 0 else 0.0)
+    _put(X, i, colT[T_MISS_CHANNEL], 1.0 if ch < 0 else 0.0)
+    _put(X, i, colT[T_MISS_ENTRY], 1.0 if em < 0 else 0.0)
+    _put(X, i, colT[T_MISS_GEO], 0.0 if (la == la and lo == lo) else 1.0)
+    if ch >= 0:
+        _put(X, i, colT[T_CHANNEL], float(ch))
+    if em >= 0:
+        _put(X, i, colT[T_ENTRY], float(em))
+        _put(X, i, colT[T_CARD_PRESENT], 1.0 if em <= 1 else 0.0)
+        _put(X, i, colT[T_KEYED], 1.0 if (em == 2 or em == 3) else 0.0)
+    if 0 <= mcc < N_MCC:
+        _put(X, i, colT[T_MCC], float(mcc))
+        _put(X, i, colT[T_MCC_PRIOR], mcc_prior[mcc])
+        g = glob.mcc
+        d = math.exp(-max(t - g[mcc, 2], 0.0) / TAU_30D)
+        f30 = g[mcc, 0] * d
+        n30 = g[mcc, 1] * d
+        _put(X, i, colT[T_MCC_F30], f30)
+        _put(X, i, colT[T_MCC_N30], n30)
+        _put(X, i, colT[T_MCC_FRATE], _rate(f30, n30))
+        d24 = math.exp(-max(t - g[mcc, 4], 0.0) / TAU_24H)
+        c24 = g[mcc, 3] * d24
+        _put(X, i, colT[T_MCC_CNT24], c24)
+        g[mcc, 3] = c24 + 1.0
+        g[mcc, 4] = float(t)
+
+
+@njit_noalloc
+def _compute_batch(
+    ent, pair, glob, win, colE, colP, colT, mcc_prior, active, ttl, max_e, max_p,
+    ts, amount, mcc, channel, entry, lat, lon, country, ekeys, cpk, auxk, pkeys,
+    l_time, l_label, l_amount, l_keys, i0, lp0, X,
+):  # pragma: no cover - compiled
+    """Process rows ``i0..`` of the batch into ``X``; labels from queue position ``lp0``.
+
+    Returns ``(i, lp)``: the next row to process (``len(ts)`` when done) and
+    the next queued label. Stops early, before touching row ``i``, when a hash
+    table could pass its load limit: the caller grows it and calls again.
+    """
+    n = ts.shape[0]
+    nl = l_time.shape[0]
+    lp = lp0
+    for i in range(i0, n):
+        t = ts[i]
+        while lp < nl and l_time[lp] <= t:
+            if ent.meta[0] + NL > max_e:
+                return i, lp
+            tl = max(l_time[lp], glob.clock[0])
+            _apply_label(ent, glob, lp, tl, l_label, l_amount, l_keys, ttl)
+            lp += 1
+        if ent.meta[0] + NE > max_e or pair.meta[0] + NP > max_p:
+            return i, lp
+        if t > glob.clock[0]:
+            glob.clock[0] = t
+        glob.clock[1] += 1
+        a = amount[i]
+        m = mcc[i]
+        ch = channel[i]
+        em = entry[i]
+        la = lat[i]
+        lo = lon[i]
+        _tx_features(glob, t, a, m, ch, em, la, lo, ekeys, country, colT, mcc_prior, X, i)
+        for e in range(NE):
+            key = ekeys[e, i]
+            if key == np.uint64(0) or active[e] == 0:
+                continue
+            s = _entity_slot(ent, e, key, t, ttl)
+            _entity_features(ent, e, s, t, a, cpk[e, i], auxk[e, i], m, ch, em, la, lo, win, colE, X, i)
+        for p in range(NP):
+            key = pkeys[p, i]
+            if key == np.uint64(0) or active[NE + p] == 0:
+                continue
+            s = _pair_slot(pair, p, key, t, ttl)
+            _pair_features(pair, p, s, t, a, colP, X, i)
+    return n, lp

@@ -1,0 +1,86 @@
+"""Open-addressing hash index: uint64 key -> slot, linear probing, key 0 = empty."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import njit
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_G = np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit
+def _mix64(x):  # pragma: no cover - compiled
+    """splitmix64 finaliser: a bijective, well-spread 64-bit hash."""
+    x = np.uint64(x)
+    x = (x ^ (x >> np.uint64(30))) * _M1
+    x = (x ^ (x >> np.uint64(27))) * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+@njit
+def _slot_key(kind, key):  # pragma: no cover - compiled
+    """Table key of entity ``key`` of kind ``kind`` (never 0 for key != 0)."""
+    k = _mix64(key + np.uint64(kind + 1) * _G)
+    if k == np.uint64(0):
+        k = np.uint64(1)
+    return k
+
+
+@njit
+def _probe(keys, k):  # pragma: no cover - compiled
+    """Slot holding ``k`` or the empty slot where it would go (table never full)."""
+    mask = np.uint64(keys.shape[0] - 1)
+    i = np.int64(_mix64(k) & mask)
+    while True:
+        cur = keys[i]
+        if cur == k or cur == np.uint64(0):
+            return i
+        i = (i + 1) & np.int64(mask)
+
+
+@njit
+def _rebuild_map(keys, last, now, ttl, new_cap):  # pragma: no cover - compiled
+    """Where each live (not TTL-expired) entry of ``keys`` goes in a table of ``new_cap``.
+
+    Returns ``(old_slots, new_slots, new_keys)``; expired entries are dropped.
+    """
+    n_live = 0
+    for i in range(keys.shape[0]):
+        if keys[i] != np.uint64(0) and now - last[i] <= ttl:
+            n_live += 1
+    old = np.empty(n_live, np.int64)
+    new = np.empty(n_live, np.int64)
+    new_keys = np.zeros(new_cap, np.uint64)
+    j = 0
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        if k != np.uint64(0) and now - last[i] <= ttl:
+            s = _probe(new_keys, k)
+            new_keys[s] = k
+            old[j] = i
+            new[j] = s
+            j += 1
+    return old, new, new_keys
+
+
+@njit
+def _count_live(keys, last, now, ttl):  # pragma: no cover - compiled
+    n = 0
+    for i in range(keys.shape[0]):
+        if keys[i] != np.uint64(0) and now - last[i] <= ttl:
+            n += 1
+    return n
+
+
+@njit
+def _pair_key_array(a, b):  # pragma: no cover - compiled
+    """Pair keys of two key arrays (0 where either side is absent)."""
+    out = np.zeros(a.shape[0], np.uint64)
+    for i in range(a.shape[0]):
+        if a[i] != np.uint64(0) and b[i] != np.uint64(0):
+            k = _mix64(a[i] ^ _mix64(b[i] + _G))
+            out[i] = k if k != np.uint64(0) else np.uint64(1)
+    return out
