@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "watch": ("riskflow.commands.watch:watch", "Live view of decisions: rate, latency, mix, declines."),
     "train": ("riskflow.commands.train:train", "Train, evaluate and save the fraud model ensemble."),
+    "features": ("riskflow.commands.features:features", "List the feature catalogue (--json for machines)."),
     "simulate": ("riskflow.commands.simulate:simulate", "Simulate card payments with fraud scenarios, delayed labels and drift."),
     "worker": ("riskflow.commands.worker:worker", "Stream processor: consume transactions, emit decisions."),
 }
@@ -34,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 #: name -> ("module:attribute", help) for `riskflow bench NAME`; each prints JSON with --json.
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "models": ("riskflow.commands.bench_models:models", "Inference tx/s of each model member and the ensemble."),
+    "features": ("riskflow.commands.features:bench_features", "Feature-engine tx/s vs a pandas baseline."),
     "simulate": ("riskflow.commands.bench_simulate:simulate", "Simulator tx/s, Parquet writing included."),
 }
 
