@@ -100,6 +100,11 @@ class RiskWorker:
             web_port=config.stream.metrics_port if web_port is None else web_port,
             web_bind="0.0.0.0",
             broker_commit_interval=1.0,
+            # A worker killed with -9 holds its partitions until its session
+            # times out; 10 s (broker minimum 6 s) bounds that stall.
+            broker_session_timeout=10.0,
+            broker_heartbeat_interval=1.0,
+            broker_rebalance_timeout=20.0,
             stream_buffer_maxsize=max(4 * s.max_batch_size, 4096),
         )
         t = config.topics
@@ -279,8 +284,8 @@ class RiskWorker:
             key = (r.topic, r.partition)
             if key not in first or r.offset < first[key]:
                 first[key] = r.offset
-        gaps = self.processor.gaps(first)
-        if not gaps:
+        unknown = self.processor.unknown(first)
+        if not unknown and not self.processor.gaps(first):
             return
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -291,6 +296,11 @@ class RiskWorker:
         )
         await consumer.start()
         try:
+            beginnings: dict[tuple[str, int], int] = {}
+            if unknown:
+                starts = await consumer.beginning_offsets([TopicPartition(t, p) for t, p in unknown])
+                beginnings = {(tp.topic, tp.partition): off for tp, off in starts.items()}
+            gaps = self.processor.gaps(first, beginnings)
             for (topic, part), (start, stop) in sorted(gaps.items()):
                 tp = TopicPartition(topic, part)
                 consumer.assign([tp])

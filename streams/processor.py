@@ -136,7 +136,7 @@ class StreamProcessor:
 
     def __init__(
         self,
-        scoring: Scoring,
+        scoring: Scoring | None,
         *,
         fallback_decision: str = "review",
         lookup_size: int = 200_000,
@@ -162,15 +162,33 @@ class StreamProcessor:
         pos = self.positions.get(_pos_key(rec.topic, rec.partition))
         return pos is None or rec.offset >= pos
 
-    def gaps(self, first_seen: dict[tuple[str, int], int]) -> dict[tuple[str, int], tuple[int, int]]:
-        """Offset ranges ``[from, to)`` consumed before but missing from the restored state.
+    def unknown(self, first_seen: dict[tuple[str, int], int]) -> list[tuple[str, int]]:
+        """Partitions of ``first_seen`` the state has no position for yet."""
+        return [k for k in first_seen if _pos_key(*k) not in self.positions]
+
+    def gaps(
+        self,
+        first_seen: dict[tuple[str, int], int],
+        beginnings: dict[tuple[str, int], int] | None = None,
+    ) -> dict[tuple[str, int], tuple[int, int]]:
+        """Offset ranges ``[from, to)`` consumed before but missing from the state.
 
         ``first_seen`` maps (topic, partition) to the first offset the
-        consumer delivered after a restart or assignment.
+        consumer delivered after a restart or assignment. A partition the
+        state has never seen is missing everything from the start of its log
+        (``beginnings``), e.g. one moved here from another worker.
+
+        >>> p = StreamProcessor(None)
+        >>> p.positions = {"tx/0": 10}
+        >>> p.gaps({("tx", 0): 15, ("tx", 1): 7}, {("tx", 1): 0})
+        {('tx', 0): (10, 15), ('tx', 1): (0, 7)}
         """
         out = {}
+        beginnings = beginnings or {}
         for (topic, part), first in first_seen.items():
             pos = self.positions.get(_pos_key(topic, part))
+            if pos is None:
+                pos = beginnings.get((topic, part))
             if pos is not None and first > pos:
                 out[(topic, part)] = (pos, first)
         return out
