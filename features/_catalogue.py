@@ -227,7 +227,7 @@ def _pair_specs(p: int, name: str, a: str, b: str) -> list[FeatureSpec]:
 _T_DOC: dict[str, tuple[str, str | None, str, str]] = {
     # name -> (aggregation, window, kind, description)
     "amount": ("value", None, "numeric", "Transaction amount."),
-    "log_amount": ("value", None, "numeric", "log(1 + amount)."),
+    "log_amount": ("value", None, "numeric", "Logarithm of the amount, log(1 + amount)."),
     "amount_is_integer": ("flag", None, "numeric", "1 if the amount is a whole number (round amounts)."),
     "amount_cents": ("value", None, "numeric", "Cents part of the amount (0..99)."),
     "mcc": ("value", None, "categorical", "Merchant category code (ISO 18245)."),
