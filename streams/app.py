@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between state snapshots: bounds the gap replayed after a crash.
 CHECKPOINT_INTERVAL_S = 2.0
+#: Seconds between reads of other workers' committed partitions (scale-out).
+FOLLOW_INTERVAL_S = 0.25
 #: Seconds between consumer-lag probes.
 LAG_INTERVAL_S = 5.0
 
@@ -142,6 +144,7 @@ class RiskWorker:
             log.info("restored state at positions %s", self.processor.positions)
         await self._load_policy()
         self.app.add_future(self._follow_policy())
+        self.app.add_future(self._follow_others())
 
     async def _on_shutdown(self, app: Any, **kwargs: Any) -> None:
         async with self._lock:
@@ -302,28 +305,93 @@ class RiskWorker:
                 beginnings = {(tp.topic, tp.partition): off for tp, off in starts.items()}
             gaps = self.processor.gaps(first, beginnings)
             for (topic, part), (start, stop) in sorted(gaps.items()):
-                tp = TopicPartition(topic, part)
-                consumer.assign([tp])
-                consumer.seek(tp, start)
                 log.info("replaying %s[%d] offsets %d..%d into state", topic, part, start, stop)
-                while await consumer.position(tp) < stop:
-                    got = (await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)).get(tp, [])
-                    batch = [
-                        InRecord(topic, part, r.offset, r.timestamp, r.key, r.value)
-                        for r in got
-                        if r.offset < stop
-                    ]
-                    if labels:
-                        self.processor.process_labels(batch)
-                    else:
-                        self.processor.process_transactions(batch, emit=False)
-                    self.metrics.replayed.inc(len(batch))
-                # Control records (transaction markers) leave holes: jump to stop.
-                self.processor.positions[f"{topic}/{part}"] = max(
-                    self.processor.positions.get(f"{topic}/{part}", 0), stop
-                )
+                await self._read_range(consumer, topic, part, start, stop, labels=labels)
         finally:
             await consumer.stop()
+
+    async def _read_range(
+        self, consumer: Any, topic: str, part: int, start: int, stop: int, *, labels: bool
+    ) -> None:
+        """Advance the state (no output) by offsets ``[start, stop)`` of one partition."""
+        from aiokafka import TopicPartition
+
+        tp = TopicPartition(topic, part)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        while await consumer.position(tp) < stop:
+            got = (await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)).get(tp, [])
+            batch = [
+                InRecord(topic, part, r.offset, r.timestamp, r.key, r.value) for r in got if r.offset < stop
+            ]
+            if labels:
+                self.processor.process_labels(batch)
+            else:
+                self.processor.process_transactions(batch, emit=False)
+            self.metrics.replayed.inc(len(batch))
+        # Control records (transaction markers) leave holes: jump to stop.
+        key = f"{topic}/{part}"
+        self.processor.positions[key] = max(self.processor.positions.get(key, 0), stop)
+
+    async def _follow_others(self) -> None:
+        """Keep the feature state fed with the partitions other workers own.
+
+        Every worker's state follows the whole transactions and labels topics
+        (a replica, like a faust GlobalTable), but only up to the offsets the
+        group has committed: records another worker has already decided. So
+        merchant / device / IP features see every partition, and a partition
+        handed over in a rebalance always starts at or after this replica's
+        position (the gap, if any, is replayed without output).
+        """
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(**aiokafka_kwargs(self.config.kafka))
+        consumer = AIOKafkaConsumer(
+            **aiokafka_kwargs(self.config.kafka),
+            enable_auto_commit=False,
+            isolation_level="read_committed" if self.exactly_once else "read_uncommitted",
+        )
+        await admin.start()
+        await consumer.start()
+        try:
+            while not self.app.should_stop:
+                await asyncio.sleep(FOLLOW_INTERVAL_S)
+                try:
+                    await self._follow_once(admin, consumer)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - retried next round
+                    log.warning("following other partitions failed; retrying", exc_info=True)
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    def _owned(self) -> set[tuple[str, int]]:
+        try:
+            return {(tp.topic, tp.partition) for tp in self.app.consumer.assignment()}
+        except Exception:  # noqa: BLE001 - consumer not started yet
+            return set()
+
+    async def _follow_once(self, admin: Any, consumer: Any) -> None:
+        from aiokafka import TopicPartition
+
+        committed = await admin.list_consumer_group_offsets(self.group_id)
+        t = self.config.topics
+        for topic, labels in ((t.transactions.name, False), (t.labels.name, True)):
+            for tp, meta in sorted(committed.items()):
+                if tp.topic != topic or meta.offset < 0:
+                    continue
+                async with self._lock:
+                    if (tp.topic, tp.partition) in self._owned():
+                        continue
+                    key = f"{tp.topic}/{tp.partition}"
+                    pos = self.processor.positions.get(key)
+                    if pos is None:
+                        tp2 = TopicPartition(topic, tp.partition)
+                        pos = (await consumer.beginning_offsets([tp2]))[tp2]
+                    if meta.offset > pos:
+                        await self._read_range(consumer, topic, tp.partition, pos, meta.offset, labels=labels)
 
     async def _emit(self, out: Output, records: Sequence[InRecord]) -> None:
         """Produce decisions and dead letters; in exactly-once mode with the offsets, atomically."""

@@ -319,3 +319,61 @@ def test_threshold_update_applies_without_restart(
     assert len(after) == 100
     assert {d["policy_version"] for d in after} == {"v2-all-decline"}
     assert {d["decision"] for d in after} == {"decline"}
+
+
+def _full_view(d: dict[str, Any]) -> dict[str, Any]:
+    return {**{c["code"]: c["value"] for c in d["reasons"]}, "score": round(d["score"], 9)}
+
+
+@pytest.mark.timeout(120)
+def test_two_workers_share_cross_entity_features_and_labels(
+    kafka_bootstrap: str, stream_env: Any, consume: Callable[..., list[Any]]
+) -> None:
+    """Cards are partitioned, merchants and labels are not: each worker must still count them all."""
+    from riskflow.streams.processor import InRecord, StreamProcessor
+
+    env, topics = stream_env
+    make_topics(kafka_bootstrap, topics, partitions=4)
+    workers = [Worker(env, instance="a"), Worker(env, instance="b")]
+    # The offline twin: the same processor and scorer fed the same rounds in order.
+    twin = StreamProcessor(CountingScorer())
+    expected: dict[str, dict[str, Any]] = {}
+    n_rounds, per_round = 10, 7  # one transaction per merchant per round
+    try:
+        for w in workers:
+            w.wait_ready(60)
+        deadline = time.monotonic() + 30
+        while not all(orjson.loads(w.get("/health")[1])["assigned"] for w in workers):
+            assert time.monotonic() < deadline, "both workers never got partitions"
+            time.sleep(0.3)
+        time.sleep(2)  # let the group settle into its final assignment
+        for r in range(n_rounds):
+            batch = [tx(i, cards=11) for i in range(r * per_round, (r + 1) * per_round)]
+            produce(kafka_bootstrap, topics["transactions"], tx_items(batch))
+            out = twin.process_transactions(
+                [InRecord("t", 0, r * per_round + k, None, None, orjson.dumps(b)) for k, b in enumerate(batch)]
+            )
+            expected.update({d["tx_id"]: _full_view(d) for d in out.decisions})
+            read_decisions(consume, topics["decisions"], (r + 1) * per_round, timeout=20)
+            if r == 3:  # every transaction of round 3 is confirmed fraud
+                labels = [
+                    {"tx_id": b["tx_id"], "label": 1, "label_time": b["event_time"] + 1} for b in batch
+                ]
+                produce(kafka_bootstrap, topics["labels"], [(lab["tx_id"].encode(), orjson.dumps(lab)) for lab in labels])
+                twin.process_labels(
+                    [InRecord("l", 0, k, None, None, orjson.dumps(lab)) for k, lab in enumerate(labels)]
+                )
+            time.sleep(1.5)  # > commit interval + follow interval: the round is in every replica
+        decisions = read_decisions(consume, topics["decisions"], n_rounds * per_round, timeout=20, settle=1.0)
+        per_worker = [
+            sum(float(ln.split()[-1]) for ln in w.metrics().splitlines() if ln.startswith("riskflow_decisions_total"))
+            for w in workers
+        ]
+    finally:
+        for w in workers:
+            w.stop()
+    assert all(n > 0 for n in per_worker), f"one worker decided nothing: {per_worker}"
+    got = {d["tx_id"]: _full_view(d) for d in decisions}
+    assert len(decisions) == len(got) == n_rounds * per_round
+    assert any(v["card_frauds"] > 0 for v in got.values())
+    assert got == expected
