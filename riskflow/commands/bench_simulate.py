@@ -16,7 +16,11 @@ import click
     help="Dataset size: bench is ~10M transactions.",
 )
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
-@click.option("--out", type=click.Path(file_okay=False), help="Keep the output here (default: a temporary folder, deleted).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Keep the output here (default: a temporary folder, deleted).",
+)
 @click.option("--no-write", is_flag=True, help="Generate in memory only (iter_chunks), no Parquet.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def simulate(preset: str, seed: int, out: str | None, no_write: bool, as_json: bool) -> None:

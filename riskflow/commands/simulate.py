@@ -20,10 +20,23 @@ from riskflow.simulate.config import DRIFTS, PRESETS
 @click.option("--customers", type=click.IntRange(min=1), help="Number of customers.")
 @click.option("--days", type=click.IntRange(min=1), help="Days of activity.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--fraud-rate", type=click.FloatRange(0.0, 0.5), help="Share of fraudulent transactions [default: 0.005].")
-@click.option("--unreported", "unreported_share", type=click.FloatRange(0.0, 1.0), help="Share of fraud never reported [default: 0.2].")
+@click.option(
+    "--fraud-rate",
+    type=click.FloatRange(0.0, 0.5),
+    help="Share of fraudulent transactions [default: 0.005].",
+)
+@click.option(
+    "--unreported",
+    "unreported_share",
+    type=click.FloatRange(0.0, 1.0),
+    help="Share of fraud never reported [default: 0.2].",
+)
 @click.option("--drift", type=click.Choice(DRIFTS), default="none", show_default=True)
-@click.option("--drift-start-day", type=click.IntRange(min=0), help="Day the drift starts (default: the middle).")
+@click.option(
+    "--drift-start-day",
+    type=click.IntRange(min=0),
+    help="Day the drift starts (default: the middle).",
+)
 @click.option("--start-date", metavar="YYYY-MM-DD", help="First day (UTC) [default: 2026-01-05].")
 @click.option("--overwrite", is_flag=True, help="Replace a dataset already in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the summary as JSON.")
@@ -85,7 +98,13 @@ class _Bar:
 
     def __enter__(self) -> _Bar:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         console = Console(stderr=True)
         self._bar: Any = None
@@ -126,8 +145,5 @@ def _print_summary(s: dict[str, Any]) -> None:
         click.echo(f"  {name:<{width}}  {count:>9,}  {100 * s['scenario_rates'][name]:.3f}%")
     q = s["label_delay_days"]
     if q:
-        click.echo(
-            "label delay (days): "
-            + "  ".join(f"{k} {v:.1f}" for k, v in q.items())
-        )
+        click.echo("label delay (days): " + "  ".join(f"{k} {v:.1f}" for k, v in q.items()))
     click.echo(f"compromised terminals: {s['compromised_terminals']}")

@@ -34,19 +34,72 @@ from riskflow.simulate._world import (
 # Hour-of-day profiles (relative volume): shops peak at lunch and after work,
 # online shopping in the evening.
 POS_HOURS = np.array(
-    [0.3, 0.2, 0.1, 0.1, 0.1, 0.3, 0.8, 1.8, 2.8, 3.5, 4.2, 5.0,
-     6.0, 5.5, 5.0, 5.0, 5.5, 6.5, 7.0, 6.0, 4.5, 3.0, 1.8, 0.8]
+    [
+        0.3,
+        0.2,
+        0.1,
+        0.1,
+        0.1,
+        0.3,
+        0.8,
+        1.8,
+        2.8,
+        3.5,
+        4.2,
+        5.0,
+        6.0,
+        5.5,
+        5.0,
+        5.0,
+        5.5,
+        6.5,
+        7.0,
+        6.0,
+        4.5,
+        3.0,
+        1.8,
+        0.8,
+    ]
 )
 ECOM_HOURS = np.array(
-    [1.5, 0.9, 0.5, 0.3, 0.3, 0.4, 0.8, 1.5, 2.5, 3.0, 3.3, 3.5,
-     3.8, 3.6, 3.5, 3.5, 3.8, 4.2, 4.8, 5.5, 6.5, 6.8, 5.5, 3.2]
+    [
+        1.5,
+        0.9,
+        0.5,
+        0.3,
+        0.3,
+        0.4,
+        0.8,
+        1.5,
+        2.5,
+        3.0,
+        3.3,
+        3.5,
+        3.8,
+        3.6,
+        3.5,
+        3.5,
+        3.8,
+        4.2,
+        4.8,
+        5.5,
+        6.5,
+        6.8,
+        5.5,
+        3.2,
+    ]
 )
 _POS_CUM = np.cumsum(POS_HOURS) / POS_HOURS.sum()
 _ECOM_CUM = np.cumsum(ECOM_HOURS) / ECOM_HOURS.sum()
 #: Monday..Sunday volume (Fri/Sat busiest, Sunday shops closed in much of Europe).
 WEEKDAY = np.array([0.95, 0.97, 1.0, 1.02, 1.12, 1.10, 0.84])
 #: Share of customers away from home on a given day (legitimate geo jumps).
-TRAVEL_SHARE = 0.012
+TRAVEL_SHARE = 0.02
+#: Share of travellers abroad (the rest visit another city at home).
+TRAVEL_ABROAD = 0.4
+#: Customers per day who buy a run of small in-app / digital items (looks like card testing).
+MICRO_BURST_SHARE = 0.004
+MICRO_PRICES = np.array([0.99, 1.99, 2.49, 2.99, 4.99])
 ATM_AMOUNTS = np.array([20.0, 50.0, 100.0, 150.0, 200.0, 300.0, 400.0])
 ATM_P = np.cumsum([0.12, 0.3, 0.28, 0.1, 0.12, 0.05, 0.03])
 
@@ -59,10 +112,14 @@ def hour_of_day(rng: np.random.Generator, cum: np.ndarray, shift: np.ndarray) ->
 
 def pick(rng: np.random.Generator, cum_p: np.ndarray, n: int) -> np.ndarray:
     """Draw category indices from cumulative probabilities (vectorised)."""
-    return np.minimum(np.searchsorted(cum_p, rng.random(n) * cum_p[-1], side="right"), len(cum_p) - 1)
+    return np.minimum(
+        np.searchsorted(cum_p, rng.random(n) * cum_p[-1], side="right"), len(cum_p) - 1
+    )
 
 
-def amounts(rng: np.random.Generator, world: World, term: np.ndarray, scale: np.ndarray) -> np.ndarray:
+def amounts(
+    rng: np.random.Generator, world: World, term: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
     """Lognormal amount by the terminal's MCC, scaled by the customer's habit."""
     mcc = world.merch_mcc[world.term_merchant[term]]
     a = np.exp(MCC_MU[mcc] + MCC_SIGMA[mcc] * rng.standard_normal(len(term))) * scale
@@ -73,11 +130,15 @@ def amounts(rng: np.random.Generator, world: World, term: np.ndarray, scale: np.
 
 
 def own_device(rng: np.random.Generator, world: World, cust: np.ndarray) -> np.ndarray:
-    return world.cust_dev_start[cust] + (rng.random(len(cust)) * world.cust_n_dev[cust]).astype(np.int64)
+    return world.cust_dev_start[cust] + (rng.random(len(cust)) * world.cust_n_dev[cust]).astype(
+        np.int64
+    )
 
 
 def own_ip(rng: np.random.Generator, world: World, cust: np.ndarray) -> np.ndarray:
-    return world.cust_ip_start[cust] + (rng.random(len(cust)) * world.cust_n_ip[cust]).astype(np.int64)
+    return world.cust_ip_start[cust] + (rng.random(len(cust)) * world.cust_n_ip[cust]).astype(
+        np.int64
+    )
 
 
 def domestic_pool_ip(rng: np.random.Generator, world: World, country: np.ndarray) -> np.ndarray:
@@ -123,7 +184,10 @@ def legit_day(
     here = world.cust_city.astype(np.int64)
     if travelling.any():
         here = here.copy()
-        here[travelling] = random_other_city(rng, world, here[travelling], far=False)
+        ti = np.flatnonzero(travelling)
+        abroad = rng.random(len(ti)) < TRAVEL_ABROAD
+        here[ti[abroad]] = random_other_city(rng, world, here[ti[abroad]], far=True)
+        here[ti[~abroad]] = random_other_city(rng, world, here[ti[~abroad]], far=False)
     city = here[cust]
     away = travelling[cust]
 
@@ -133,7 +197,9 @@ def legit_day(
     is_atm = ~is_ecom & (u < e + world.cust_atm[cust])
     is_pos = ~is_ecom & ~is_atm
 
-    card = world.cust_card_start[cust] + (rng.random(n) ** 1.5 * world.cust_n_cards[cust]).astype(np.int64)
+    card = world.cust_card_start[cust] + (rng.random(n) ** 1.5 * world.cust_n_cards[cust]).astype(
+        np.int64
+    )
 
     term = np.empty(n, dtype=np.int64)
     regular = is_pos & ~away & (rng.random(n) < 0.5)
@@ -152,7 +218,9 @@ def legit_day(
 
     entry = np.empty(n, dtype=np.int8)
     up = rng.random(n)
-    entry[:] = np.where(up < 0.55, CHIP, np.where(up < 0.92, CONTACTLESS, np.where(up < 0.95, MAGSTRIPE, TOKEN)))
+    entry[:] = np.where(
+        up < 0.55, CHIP, np.where(up < 0.92, CONTACTLESS, np.where(up < 0.95, MAGSTRIPE, TOKEN))
+    )
     entry[ai] = np.where(up[ai] < 0.97, CHIP, MAGSTRIPE)
     entry[ei] = online_entry(rng, channel[ei])
 
@@ -182,7 +250,7 @@ def legit_day(
         ip[app] = addr
 
     uid = (np.int64(day) << np.int64(32)) + np.arange(n, dtype=np.int64)
-    return Rows(
+    base = Rows(
         uid=uid,
         time=time,
         card=card,
@@ -194,6 +262,46 @@ def legit_day(
         ip=ip,
         scen=np.zeros(n, dtype=np.int8),
         incident=np.full(n, -1, dtype=np.int64),
+    )
+    return Rows.concat([base, _micro_bursts(rng, world, day, day_start, volume, n)])
+
+
+def _micro_bursts(
+    rng: np.random.Generator, world: World, day: int, day_start: int, volume: float, uid0: int
+) -> Rows:
+    """Runs of small digital purchases by real customers on their own devices."""
+    from riskflow.simulate._world import TESTING_MCC_IDX, sample_ecom_mcc
+
+    nb = int(rng.poisson(world.n_customers * MICRO_BURST_SHARE * volume))
+    if nb == 0:
+        return Rows.empty()
+    cust = rng.integers(0, world.n_customers, nb)
+    k = rng.integers(2, 8, nb)
+    pos = np.repeat(np.arange(nb), k)
+    m = len(pos)
+    starts = np.concatenate([[0], np.cumsum(k)[:-1]])
+    gaps = (rng.exponential(60_000, m) + 3_000).astype(np.int64)
+    gaps[starts] = 0
+    cs = np.cumsum(gaps)
+    off = cs - np.repeat(cs[starts], k)
+    t0 = day_start + (hour_of_day(rng, _ECOM_CUM, world.cust_shift[cust]) * HOUR_MS).astype(
+        np.int64
+    )
+    t0 = np.minimum(t0, day_start + 23 * HOUR_MS)  # the run stays within the day
+    shop = sample_ecom_mcc(rng, world, TESTING_MCC_IDX, nb)
+    c = cust[pos]
+    return Rows(
+        uid=(np.int64(day) << np.int64(32)) + uid0 + np.arange(m, dtype=np.int64),
+        time=t0[pos] + off,
+        card=world.cust_card_start[c],
+        term=shop[pos].astype(np.int64),
+        amount=MICRO_PRICES[rng.integers(0, len(MICRO_PRICES), m)],
+        channel=np.full(m, ECOM, dtype=np.int8),
+        entry=np.where(rng.random(m) < 0.6, TOKEN, CNP).astype(np.int8),
+        device=own_device(rng, world, cust)[pos],
+        ip=own_ip(rng, world, cust)[pos],
+        scen=np.zeros(m, dtype=np.int8),
+        incident=np.full(m, -1, dtype=np.int64),
     )
 
 

@@ -43,9 +43,17 @@ class Rows:
         """``n`` rows; missing columns get their absent value, scalars are broadcast."""
         default = {"device": -1, "ip": -1, "scen": 0, "incident": -1, "uid": 0}
         dtypes = {
-            "uid": np.int64, "time": np.int64, "card": np.int64, "term": np.int64,
-            "amount": np.float64, "channel": np.int8, "entry": np.int8, "device": np.int64,
-            "ip": np.int64, "scen": np.int8, "incident": np.int64,
+            "uid": np.int64,
+            "time": np.int64,
+            "card": np.int64,
+            "term": np.int64,
+            "amount": np.float64,
+            "channel": np.int8,
+            "entry": np.int8,
+            "device": np.int64,
+            "ip": np.int64,
+            "scen": np.int8,
+            "incident": np.int64,
         }
         out = {}
         for f in fields(cls):

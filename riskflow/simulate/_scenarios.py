@@ -77,7 +77,11 @@ class Ids:
         self.next_row += n
         if self.next_row >= 1 << 31:
             raise OverflowError("more than 2**31 scenario rows")  # never at sane sizes
-        return (np.int64(day) << np.int64(32)) + FRAUD_UID_BIT + np.arange(start, start + n, dtype=np.int64)
+        return (
+            (np.int64(day) << np.int64(32))
+            + FRAUD_UID_BIT
+            + np.arange(start, start + n, dtype=np.int64)
+        )
 
     def incidents(self, n: int) -> np.ndarray:
         start = self.next_incident
@@ -91,7 +95,9 @@ class Ids:
         return out.astype(np.int64)
 
 
-def _fraud_ip(rng: np.random.Generator, world: World, cust: np.ndarray, foreign_share: float) -> np.ndarray:
+def _fraud_ip(
+    rng: np.random.Generator, world: World, cust: np.ndarray, foreign_share: float
+) -> np.ndarray:
     lo, hi = world.fraud_ip
     ip = rng.integers(lo, hi, len(cust))
     local = rng.random(len(cust)) >= foreign_share  # proxies in the victim's country
@@ -106,7 +112,9 @@ def _sizes(rng: np.random.Generator, n: int, lo: int, hi: int) -> tuple[np.ndarr
     return k, np.repeat(np.arange(n), k)
 
 
-def _gaps(rng: np.random.Generator, k: np.ndarray, mean_ms: float, min_ms: int = 1_000) -> np.ndarray:
+def _gaps(
+    rng: np.random.Generator, k: np.ndarray, mean_ms: float, min_ms: int = 1_000
+) -> np.ndarray:
     """Cumulative offsets within each incident (first row at 0)."""
     g = (rng.exponential(mean_ms, int(k.sum())) + min_ms).astype(np.int64)
     starts = np.concatenate([[0], np.cumsum(k)[:-1]])
@@ -115,7 +123,9 @@ def _gaps(rng: np.random.Generator, k: np.ndarray, mean_ms: float, min_ms: int =
     return cs - np.repeat(cs[starts], k)
 
 
-def stolen_card(rng: np.random.Generator, world: World, ids: Ids, n: int, day: int, day_start: int) -> Rows:
+def stolen_card(
+    rng: np.random.Generator, world: World, ids: Ids, n: int, day: int, day_start: int
+) -> Rows:
     """Counterfeit / stolen card used in person far from home while the owner shops at home."""
     if n == 0:
         return Rows.empty()
@@ -123,7 +133,7 @@ def stolen_card(rng: np.random.Generator, world: World, ids: Ids, n: int, day: i
     card = rng.integers(0, K, n)
     cust = world.card_customer[card].astype(np.int64)
     home = world.cust_city[cust].astype(np.int64)
-    far = rng.random(n) < 0.75
+    far = rng.random(n) < 0.7
     dest = np.empty(n, dtype=np.int64)
     if far.any():
         dest[far] = random_other_city(rng, world, home[far], far=True)
@@ -137,27 +147,43 @@ def stolen_card(rng: np.random.Generator, world: World, ids: Ids, n: int, day: i
     time = t0[pos] + _gaps(rng, k, 40 * MIN_MS, 5 * MIN_MS)
     at_atm = rng.random(m) < 0.3
     term = np.where(at_atm, sample_atm(rng, world, dest[pos]), sample_pos(rng, world, dest[pos]))
-    amount = np.where(at_atm, rng.choice([200.0, 300.0, 400.0, 500.0], m), rng.lognormal(np.log(230.0), 0.8, m))
+    amount = np.where(
+        at_atm, rng.choice([200.0, 300.0, 400.0, 500.0], m), rng.lognormal(np.log(230.0), 0.8, m)
+    )
     u = rng.random(m)
-    entry = np.where(u < 0.5, MAGSTRIPE, np.where(u < 0.75, CHIP, CONTACTLESS)).astype(np.int8)
+    entry = np.where(u < 0.3, MAGSTRIPE, np.where(u < 0.65, CHIP, CONTACTLESS)).astype(np.int8)
     fraud = Rows.build(
-        m, uid=ids.rows(day, m), time=time, card=card[pos], term=term, amount=amount,
-        channel=np.where(at_atm, ATM, POS), entry=entry, scen=scenario_code("stolen_card"),
+        m,
+        uid=ids.rows(day, m),
+        time=time,
+        card=card[pos],
+        term=term,
+        amount=amount,
+        channel=np.where(at_atm, ATM, POS),
+        entry=entry,
+        scen=scenario_code("stolen_card"),
         incident=inc[pos],
     )
     # The owner still has the card: a legitimate purchase at home shortly before.
-    a = np.flatnonzero(rng.random(n) < 0.7)
-    at = t0[a] - (rng.uniform(0.5, 5.0, len(a)) * HOUR_MS).astype(np.int64)
+    a = np.flatnonzero(rng.random(n) < 0.6)
+    at = t0[a] - (rng.uniform(0.3, 3.0, len(a)) * HOUR_MS).astype(np.int64)
     aterm = world.cust_regular[cust[a], rng.integers(0, 4, len(a))].astype(np.int64)
     anchor = Rows.build(
-        len(a), uid=ids.rows(day, len(a)), time=at, card=card[a], term=aterm,
-        amount=amounts(rng, world, aterm, world.cust_scale[cust[a]]), channel=POS,
+        len(a),
+        uid=ids.rows(day, len(a)),
+        time=at,
+        card=card[a],
+        term=aterm,
+        amount=amounts(rng, world, aterm, world.cust_scale[cust[a]]),
+        channel=POS,
         entry=np.where(rng.random(len(a)) < 0.6, CHIP, CONTACTLESS),
     )
     return Rows.concat([anchor, fraud])
 
 
-def card_testing(rng: np.random.Generator, world: World, ids: Ids, n: int, day: int, day_start: int) -> Rows:
+def card_testing(
+    rng: np.random.Generator, world: World, ids: Ids, n: int, day: int, day_start: int
+) -> Rows:
     """A ring checks a card with tiny online payments, then spends it."""
     if n == 0:
         return Rows.empty()
@@ -176,10 +202,18 @@ def card_testing(rng: np.random.Generator, world: World, ids: Ids, n: int, day: 
     m = len(pos)
     off = _gaps(rng, k, 25_000, 2_000)
     small = Rows.build(
-        m, uid=ids.rows(day, m), time=t0[pos] + off, card=card[pos],
+        m,
+        uid=ids.rows(day, m),
+        time=t0[pos] + off,
+        card=card[pos],
         term=np.where(rng.random(m) < 0.7, shop_a[pos], shop_b[pos]),
-        amount=np.round(rng.uniform(0.5, 4.99, m), 2), channel=ECOM, entry=CNP,
-        device=dev[pos], ip=ip[pos], scen=scenario_code("card_testing"), incident=inc[pos],
+        amount=np.round(rng.uniform(0.5, 4.99, m), 2),
+        channel=ECOM,
+        entry=CNP,
+        device=dev[pos],
+        ip=ip[pos],
+        scen=scenario_code("card_testing"),
+        incident=inc[pos],
     )
     end = np.zeros(n, dtype=np.int64)
     np.maximum.at(end, pos, t0[pos] + off)
@@ -187,15 +221,25 @@ def card_testing(rng: np.random.Generator, world: World, ids: Ids, n: int, day: 
     m2 = len(pos2)
     t1 = end + (rng.uniform(0.3, 10.0, n) * HOUR_MS).astype(np.int64)
     big = Rows.build(
-        m2, uid=ids.rows(day, m2), time=t1[pos2] + _gaps(rng, k2, 20 * MIN_MS, MIN_MS),
-        card=card[pos2], term=sample_ecom_mcc(rng, world, ONLINE_RISKY_MCC_IDX, m2),
-        amount=rng.lognormal(np.log(380.0), 0.7, m2), channel=ECOM, entry=CNP,
-        device=dev[pos2], ip=ip[pos2], scen=scenario_code("card_testing"), incident=inc[pos2],
+        m2,
+        uid=ids.rows(day, m2),
+        time=t1[pos2] + _gaps(rng, k2, 20 * MIN_MS, MIN_MS),
+        card=card[pos2],
+        term=sample_ecom_mcc(rng, world, ONLINE_RISKY_MCC_IDX, m2),
+        amount=rng.lognormal(np.log(380.0), 0.7, m2),
+        channel=ECOM,
+        entry=CNP,
+        device=dev[pos2],
+        ip=ip[pos2],
+        scen=scenario_code("card_testing"),
+        incident=inc[pos2],
     )
     return Rows.concat([small, big])
 
 
-def account_takeover(rng: np.random.Generator, world: World, ids: Ids, n: int, day: int, day_start: int) -> Rows:
+def account_takeover(
+    rng: np.random.Generator, world: World, ids: Ids, n: int, day: int, day_start: int
+) -> Rows:
     """Credentials phished: new device, new IP, spending unlike the owner's."""
     if n == 0:
         return Rows.empty()
@@ -208,7 +252,9 @@ def account_takeover(rng: np.random.Generator, world: World, ids: Ids, n: int, d
     k, pos = _sizes(rng, n, 2, 6)
     m = len(pos)
     u = rng.random(m)
-    p2p_terms = world.ecom_terms[world.merch_mcc[world.term_merchant[world.ecom_terms]] == P2P_MCC_IDX]
+    p2p_terms = world.ecom_terms[
+        world.merch_mcc[world.term_merchant[world.ecom_terms]] == P2P_MCC_IDX
+    ]
     term = np.where(
         u < 0.6,
         sample_ecom_mcc(rng, world, ONLINE_RISKY_MCC_IDX, m),
@@ -220,15 +266,24 @@ def account_takeover(rng: np.random.Generator, world: World, ids: Ids, n: int, d
     channel = online_channel(rng, world, term)
     channel[channel == MOTO] = ECOM
     return Rows.build(
-        m, uid=ids.rows(day, m), time=t0[pos] + _gaps(rng, k, 3 * HOUR_MS, 2 * MIN_MS),
-        card=card[pos], term=term,
+        m,
+        uid=ids.rows(day, m),
+        time=t0[pos] + _gaps(rng, k, 3 * HOUR_MS, 2 * MIN_MS),
+        card=card[pos],
+        term=term,
         amount=world.cust_scale[cust[pos]] * rng.lognormal(np.log(280.0), 0.8, m),
-        channel=channel, entry=online_entry(rng, channel), device=dev[pos], ip=ip[pos],
-        scen=scenario_code("account_takeover"), incident=inc[pos],
+        channel=channel,
+        entry=online_entry(rng, channel),
+        device=dev[pos],
+        ip=ip[pos],
+        scen=scenario_code("account_takeover"),
+        incident=inc[pos],
     )
 
 
-def high_amount(rng: np.random.Generator, world: World, ids: Ids, n: int, day: int, day_start: int) -> Rows:
+def high_amount(
+    rng: np.random.Generator, world: World, ids: Ids, n: int, day: int, day_start: int
+) -> Rows:
     """One payment many times the customer's usual, where the customer usually shops."""
     if n == 0:
         return Rows.empty()
@@ -236,7 +291,9 @@ def high_amount(rng: np.random.Generator, world: World, ids: Ids, n: int, day: i
     card = rng.integers(0, K, n)
     cust = world.card_customer[card].astype(np.int64)
     online = rng.random(n) < 0.5
-    term = np.where(online, sample_ecom(rng, world, n), sample_pos(rng, world, world.cust_city[cust]))
+    term = np.where(
+        online, sample_ecom(rng, world, n), sample_pos(rng, world, world.cust_city[cust])
+    )
     channel = np.where(online, ECOM, POS).astype(np.int8)
     oi = np.flatnonzero(online)
     channel[oi] = online_channel(rng, world, term[oi])
@@ -249,14 +306,29 @@ def high_amount(rng: np.random.Generator, world: World, ids: Ids, n: int, day: i
     ip[oi] = own_ip(rng, world, cust[oi])
     amount = amounts(rng, world, term, world.cust_scale[cust]) * rng.uniform(6.0, 20.0, n)
     return Rows.build(
-        n, uid=ids.rows(day, n), time=day_start + (rng.uniform(8.0, 23.0, n) * HOUR_MS).astype(np.int64),
-        card=card, term=term, amount=amount, channel=channel, entry=entry, device=device, ip=ip,
-        scen=scenario_code("high_amount"), incident=ids.incidents(n),
+        n,
+        uid=ids.rows(day, n),
+        time=day_start + (rng.uniform(8.0, 23.0, n) * HOUR_MS).astype(np.int64),
+        card=card,
+        term=term,
+        amount=amount,
+        channel=channel,
+        entry=entry,
+        device=device,
+        ip=ip,
+        scen=scenario_code("high_amount"),
+        incident=ids.incidents(n),
     )
 
 
 def skimming(
-    rng: np.random.Generator, world: World, ids: Ids, n_cards: int, day: int, day_start: int, legit: Rows
+    rng: np.random.Generator,
+    world: World,
+    ids: Ids,
+    n_cards: int,
+    day: int,
+    day_start: int,
+    legit: Rows,
 ) -> tuple[Rows, np.ndarray, np.ndarray]:
     """Skim cards at a few busy terminals today; clone them and cash out 2-20 days later.
 
@@ -289,42 +361,68 @@ def skimming(
     cust = world.card_customer[card].astype(np.int64)
     home = world.cust_city[cust].astype(np.int64)
     dest = random_other_city(rng, world, home, far=bool(rng.random() < 0.5))
-    when = day_start + rng.integers(2, 21, n) * DAY_MS + (rng.uniform(0.0, 23.0, n) * HOUR_MS).astype(np.int64)
+    local = rng.random(n) < 0.2  # clones used in the victim's own city
+    dest[local] = home[local]
+    when = (
+        day_start
+        + rng.integers(2, 21, n) * DAY_MS
+        + (rng.uniform(0.0, 23.0, n) * HOUR_MS).astype(np.int64)
+    )
     inc = ids.incidents(n)
     k, pos = _sizes(rng, n, 1, 4)
     m = len(pos)
     at_atm = rng.random(m) < 0.7
     term = np.where(at_atm, sample_atm(rng, world, dest[pos]), sample_pos(rng, world, dest[pos]))
     amount = np.where(
-        at_atm, rng.choice([200.0, 250.0, 300.0, 400.0, 500.0], m), rng.lognormal(np.log(200.0), 0.7, m)
+        at_atm,
+        rng.choice([200.0, 250.0, 300.0, 400.0, 500.0], m),
+        rng.lognormal(np.log(200.0), 0.7, m),
     )
     rows = Rows.build(
-        m, uid=ids.rows(day, m), time=when[pos] + _gaps(rng, k, 30 * MIN_MS, 3 * MIN_MS),
-        card=card[pos], term=term, amount=amount, channel=np.where(at_atm, ATM, POS),
-        entry=np.where(rng.random(m) < 0.85, MAGSTRIPE, CHIP), scen=scenario_code("skimming"),
+        m,
+        uid=ids.rows(day, m),
+        time=when[pos] + _gaps(rng, k, 30 * MIN_MS, 3 * MIN_MS),
+        card=card[pos],
+        term=term,
+        amount=amount,
+        channel=np.where(at_atm, ATM, POS),
+        entry=np.where(rng.random(m) < 0.8, MAGSTRIPE, CHIP),
+        scen=scenario_code("skimming"),
         incident=inc[pos],
     )
     ct = np.unique(legit.term[chosen])
-    ctime = np.array([legit.time[chosen][legit.term[chosen] == t].min() for t in ct], dtype=np.int64)
+    ctime = np.array(
+        [legit.time[chosen][legit.term[chosen] == t].min() for t in ct], dtype=np.int64
+    )
     return rows, ct.astype(np.int64), ctime
 
 
-def merchant_bustout(rng: np.random.Generator, world: World, ids: Ids, n: int, day: int, day_start: int) -> Rows:
+def merchant_bustout(
+    rng: np.random.Generator, world: World, ids: Ids, n: int, day: int, day_start: int
+) -> Rows:
     """A new collusive online merchant: a little normal trade, then a burst of stolen cards."""
     parts: list[Rows] = []
     K = len(world.card_customer)
     for _ in range(n):
         b = world.bustout_terms[ids.next_bustout % len(world.bustout_terms)]
         ids.next_bustout += 1
-        # warm-up: real customers buying normally over two days
-        w = int(rng.integers(4, 13))
+        # real customers buying normally: two days of warm-up, then alongside the bust
+        span = int(rng.integers(1, 5))
+        w = int(rng.integers(8, 40))
         wc = rng.integers(0, world.n_customers, w)
         wt = np.full(w, b, dtype=np.int64)
         parts.append(
             Rows.build(
-                w, uid=ids.rows(day, w), time=day_start + rng.integers(0, 2 * DAY_MS, w), card=world.cust_card_start[wc],
-                term=wt, amount=amounts(rng, world, wt, world.cust_scale[wc]), channel=ECOM, entry=CNP,
-                device=own_device(rng, world, wc), ip=own_ip(rng, world, wc),
+                w,
+                uid=ids.rows(day, w),
+                time=day_start + rng.integers(0, (2 + span) * DAY_MS, w),
+                card=world.cust_card_start[wc],
+                term=wt,
+                amount=amounts(rng, world, wt, world.cust_scale[wc]),
+                channel=ECOM,
+                entry=CNP,
+                device=own_device(rng, world, wc),
+                ip=own_ip(rng, world, wc),
             )
         )
         # bust: many cards, high amounts, over 1-4 days after the warm-up
@@ -333,20 +431,34 @@ def merchant_bustout(rng: np.random.Generator, world: World, ids: Ids, n: int, d
         fcust = world.card_customer[fc].astype(np.int64)
         moto = rng.random(f) < 0.3
         devs = ids.fraud_devices(world, 3)
-        t = day_start + 2 * DAY_MS + rng.integers(0, int(rng.integers(1, 5)) * DAY_MS, f)
+        t = day_start + 2 * DAY_MS + rng.integers(0, span * DAY_MS, f)
         parts.append(
             Rows.build(
-                f, uid=ids.rows(day, f), time=t, card=fc, term=np.full(f, b),
-                amount=rng.lognormal(np.log(260.0), 0.6, f), channel=np.where(moto, MOTO, ECOM),
-                entry=np.where(moto, MANUAL, CNP), device=np.where(moto, -1, devs[rng.integers(0, 3, f)]),
+                f,
+                uid=ids.rows(day, f),
+                time=t,
+                card=fc,
+                term=np.full(f, b),
+                amount=rng.lognormal(np.log(260.0), 0.6, f),
+                channel=np.where(moto, MOTO, ECOM),
+                entry=np.where(moto, MANUAL, CNP),
+                device=np.where(moto, -1, devs[rng.integers(0, 3, f)]),
                 ip=np.where(moto, -1, _fraud_ip(rng, world, fcust, 0.5)),
-                scen=scenario_code("merchant_bustout"), incident=ids.incidents(f),
+                scen=scenario_code("merchant_bustout"),
+                incident=ids.incidents(f),
             )
         )
     return Rows.concat(parts)
 
 
 __all__ = [
-    "Ids", "MEAN_FRAUD_TX", "stolen_card", "card_testing", "account_takeover", "high_amount",
-    "skimming", "merchant_bustout", "pick",
+    "Ids",
+    "MEAN_FRAUD_TX",
+    "stolen_card",
+    "card_testing",
+    "account_takeover",
+    "high_amount",
+    "skimming",
+    "merchant_bustout",
+    "pick",
 ]

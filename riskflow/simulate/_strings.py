@@ -60,10 +60,16 @@ def ipv4_strings(values: np.ndarray) -> pa.StringArray:
     """
     v = np.asarray(values, dtype=np.uint64)
     return pa.array(
-        [f"{a}.{b}.{c}.{d}" for a, b, c, d in zip(
-            (v >> 24).tolist(), ((v >> 16) & 255).tolist(), ((v >> 8) & 255).tolist(), (v & 255).tolist(),
-            strict=True,
-        )],
+        [
+            f"{a}.{b}.{c}.{d}"
+            for a, b, c, d in zip(
+                (v >> 24).tolist(),
+                ((v >> 16) & 255).tolist(),
+                ((v >> 8) & 255).tolist(),
+                (v & 255).tolist(),
+                strict=True,
+            )
+        ],
         type=pa.string(),
     )
 

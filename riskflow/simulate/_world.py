@@ -140,6 +140,7 @@ class World:
     merch_city: np.ndarray  # -1 online
     merch_kind: np.ndarray
     merch_moto: np.ndarray  # share of mail/phone orders (online merchants)
+    merch_open: np.ndarray  # day the merchant opens (-1: collusive, opens when used)
     # terminals
     term_merchant: np.ndarray
     term_kind: np.ndarray
@@ -153,6 +154,10 @@ class World:
     atm_city_end: np.ndarray
     ecom_terms: np.ndarray
     ecom_cum: np.ndarray
+    pos_pop: np.ndarray  # popularity of each pos terminal
+    pos_open: np.ndarray  # day each pos terminal opens (0: before the stream)
+    ecom_pop: np.ndarray
+    ecom_open: np.ndarray
     bustout_terms: np.ndarray
     # device and IP pools (index ranges)
     n_cust_dev: int
@@ -174,6 +179,14 @@ class World:
     @property
     def n_customers(self) -> int:
         return len(self.cust_city)
+
+    def set_day(self, day: int) -> None:
+        """Shops opened by ``day`` are in business (new merchants keep opening)."""
+        self.pos_cum = np.cumsum(self.pos_pop * (self.pos_open <= day))
+        self.ecom_cum = np.cumsum(self.ecom_pop * (self.ecom_open <= day))
+        self.day = day
+
+    day: int = 0
 
 
 def build_world(cfg: SimulationConfig) -> World:
@@ -214,7 +227,9 @@ def build_world(cfg: SimulationConfig) -> World:
     city_share = home_w + 0.6 * travel_w  # every city needs shops (tourists, fraudsters)
     n_pos_m = max(400, C // 10)
     # shops per city by population and visitors, at least 8 everywhere
-    counts = np.bincount(rng.choice(n_city, size=n_pos_m, p=city_share / city_share.sum()), minlength=n_city)
+    counts = np.bincount(
+        rng.choice(n_city, size=n_pos_m, p=city_share / city_share.sum()), minlength=n_city
+    )
     counts = np.maximum(counts, 8)
     pos_m_city = np.repeat(np.arange(n_city), counts)
     n_pos_m = len(pos_m_city)
@@ -278,8 +293,13 @@ def build_world(cfg: SimulationConfig) -> World:
     term_lon = np.round(term_lon, 5)
 
     n_pos_t = len(pos_t_m)
+    # ~12% of shops open during the stream (never a city's first: every city keeps shops)
+    first_in_city = np.concatenate([[True], pos_m_city[1:] != pos_m_city[:-1]])
+    m_open = np.where(rng.random(n_pos_m) < 0.12, rng.integers(1, max(cfg.days, 2), n_pos_m), 0)
+    m_open[first_in_city] = 0
+    pos_open = m_open[pos_t_m]
     pos_pop = _pareto_weights(rng, n_pos_m)[pos_t_m] / pos_n_t[pos_t_m]
-    pos_cum = np.cumsum(pos_pop)
+    pos_cum = np.cumsum(pos_pop * (pos_open == 0))
     pos_city = term_city[:n_pos_t]
     pos_city_start = np.searchsorted(pos_city, np.arange(n_city), side="left")
     pos_city_end = np.searchsorted(pos_city, np.arange(n_city), side="right")
@@ -287,7 +307,12 @@ def build_world(cfg: SimulationConfig) -> World:
     atm_city_start = n_pos_t + np.searchsorted(atm_city, np.arange(n_city), side="left")
     atm_city_end = n_pos_t + np.searchsorted(atm_city, np.arange(n_city), side="right")
     ecom_terms = np.arange(n_pos_t + len(atm_t_m), n_pos_t + len(atm_t_m) + n_ecom_m)
-    ecom_cum = np.cumsum(_pareto_weights(rng, n_ecom_m, 1.0))
+    ecom_pop = _pareto_weights(rng, n_ecom_m, 1.0)
+    ecom_open = np.where(
+        rng.random(n_ecom_m) < 0.15, rng.integers(1, max(cfg.days, 2), n_ecom_m), 0
+    )
+    ecom_open[0] = 0
+    ecom_cum = np.cumsum(ecom_pop * (ecom_open == 0))
     bustout_terms = np.arange(T - n_bust, T)
 
     # regular shops of each customer: 4 popular pos terminals of the home city
@@ -326,7 +351,11 @@ def build_world(cfg: SimulationConfig) -> World:
     # -- string ids (tokens look random; never a card number) --------------------------
     tag = np.uint64(cfg.seed & 0xFFFFFFFF) << np.uint64(32)
     s_card = hex_strings("tok_", splitmix64(tag ^ np.arange(K, dtype=np.uint64)), 16)
-    s_device = hex_strings("dev_", splitmix64(tag ^ (np.uint64(1) << np.uint64(31)) ^ np.arange(n_dev_total, dtype=np.uint64)), 12)
+    s_device = hex_strings(
+        "dev_",
+        splitmix64(tag ^ (np.uint64(1) << np.uint64(31)) ^ np.arange(n_dev_total, dtype=np.uint64)),
+        12,
+    )
     return World(
         city_lat=city_lat,
         city_lon=city_lon,
@@ -354,6 +383,9 @@ def build_world(cfg: SimulationConfig) -> World:
         merch_city=merch_city.astype(np.int16),
         merch_kind=merch_kind,
         merch_moto=merch_moto,
+        merch_open=np.concatenate(
+            [m_open, np.zeros(n_atm_m), ecom_open, np.full(n_bust, -1)]
+        ).astype(np.int32),
         term_merchant=term_merchant,
         term_kind=term_kind,
         term_city=term_city,
@@ -366,6 +398,10 @@ def build_world(cfg: SimulationConfig) -> World:
         atm_city_end=atm_city_end,
         ecom_terms=ecom_terms,
         ecom_cum=ecom_cum,
+        pos_pop=pos_pop,
+        pos_open=pos_open.astype(np.int32),
+        ecom_pop=ecom_pop,
+        ecom_open=ecom_open.astype(np.int32),
         bustout_terms=bustout_terms,
         n_cust_dev=n_cust_dev,
         other_dev=other_dev,
@@ -417,15 +453,20 @@ def sample_ecom(rng: np.random.Generator, world: World, n: int) -> np.ndarray:
     return world.ecom_terms[np.minimum(i, len(cum) - 1)]
 
 
-def sample_ecom_mcc(rng: np.random.Generator, world: World, mcc_idx: np.ndarray, n: int) -> np.ndarray:
+def sample_ecom_mcc(
+    rng: np.random.Generator, world: World, mcc_idx: np.ndarray, n: int
+) -> np.ndarray:
     """``n`` online terminals whose merchant's MCC is one of ``mcc_idx`` (uniformly)."""
-    cand = world.ecom_terms[np.isin(world.merch_mcc[world.term_merchant[world.ecom_terms]], mcc_idx)]
+    ok = np.isin(world.merch_mcc[world.term_merchant[world.ecom_terms]], mcc_idx)
+    cand = world.ecom_terms[ok & (world.ecom_open <= world.day)]
     if len(cand) == 0:
         cand = world.ecom_terms
     return cand[rng.integers(0, len(cand), n)]
 
 
-def random_other_city(rng: np.random.Generator, world: World, home: np.ndarray, far: bool) -> np.ndarray:
+def random_other_city(
+    rng: np.random.Generator, world: World, home: np.ndarray, far: bool
+) -> np.ndarray:
     """A destination city per entry, never the home city; ``far``: another country."""
     n_city = len(world.city_lat)
     out = np.searchsorted(world.city_travel_cum, rng.random(len(home)), side="right")
@@ -480,8 +521,11 @@ def entity_tables(world: World) -> dict[str, pd.DataFrame]:
             "mcc": mcc,
             "country": country[world.merch_country],
             "currency": currency[world.merch_country],
-            "city": np.where(world.merch_city >= 0, city_name[np.maximum(world.merch_city, 0)], None),
+            "city": np.where(
+                world.merch_city >= 0, city_name[np.maximum(world.merch_city, 0)], None
+            ),
             "kind": kind_name[world.merch_kind],
+            "opened_day": world.merch_open,
             "collusive": world.merch_kind == K_BUSTOUT,
         }
     )

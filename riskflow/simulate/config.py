@@ -140,17 +140,21 @@ class SimulationConfig:
 
     def __post_init__(self) -> None:
         for name, kind, lo, hi in _NUMERIC:
-            v = getattr(self, name)
+            v: Any = getattr(self, name)
             if kind is float and isinstance(v, int) and not isinstance(v, bool):
                 v = float(v)
                 object.__setattr__(self, name, v)
-            ok = isinstance(v, kind) and not isinstance(v, bool) and lo <= v <= hi
-            if kind is float and ok and v != v:  # NaN
-                ok = False
+            in_range = isinstance(v, int | float) and lo <= v <= hi  # False for NaN
+            ok = in_range and isinstance(v, kind) and not isinstance(v, bool)
             if not ok:
-                raise _bad(name, f"{'an int' if kind is int else 'a float'} in [{lo:g}, {hi:g}]", v)
+                what = f"an int in [{lo}, {hi}]" if kind is int else f"a float in [{lo:g}, {hi:g}]"
+                raise _bad(name, what, v)
         if not isinstance(self.scenario_mix, Mapping) or not self.scenario_mix:
-            raise _bad("scenario_mix", f"a non-empty mapping of scenario -> weight from {SCENARIOS}", self.scenario_mix)
+            raise _bad(
+                "scenario_mix",
+                f"a non-empty mapping of scenario -> weight from {SCENARIOS}",
+                self.scenario_mix,
+            )
         mix: dict[str, float] = {}
         for k, w in self.scenario_mix.items():
             if k not in SCENARIOS:
@@ -167,9 +171,14 @@ class SimulationConfig:
             raise _bad("drift_scenario", f"one of {SCENARIOS}", self.drift_scenario)
         for name in ("drift_start_day", "drift_days"):
             v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= self.days):
+            if v is not None and (
+                isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= self.days
+            ):
                 raise _bad(name, f"None or an int in [0, days={self.days}]", v)
-        if self.label_delay_min_days > self.label_delay_median_days and self.label_delay_median_days > 0:
+        if (
+            self.label_delay_min_days > self.label_delay_median_days
+            and self.label_delay_median_days > 0
+        ):
             raise _bad(
                 "label_delay_min_days",
                 f"at most label_delay_median_days={self.label_delay_median_days:g}",

@@ -67,7 +67,9 @@ _TX_SCHEMA = pa.schema(
         ("fraud_scenario", pa.string()),
     ]
 )
-_LABEL_SCHEMA = pa.schema([("tx_id", pa.string()), ("label", pa.int8()), ("label_time", pa.int64())])
+_LABEL_SCHEMA = pa.schema(
+    [("tx_id", pa.string()), ("label", pa.int8()), ("label_time", pa.int64())]
+)
 # tx_id is unique per row: dictionary encoding would only cost time.
 _DICT_COLUMNS = [f.name for f in _TX_SCHEMA if f.type == pa.string() and f.name != "tx_id"]
 
@@ -134,8 +136,10 @@ class _Labels:
     """Labels not yet known: (uid, label, label_time, event_time)."""
 
     def __init__(self) -> None:
-        self.uid = np.zeros(0, np.int64)
-        self.label = np.zeros(0, np.int8)
+        self.uid: np.ndarray = np.zeros(0, np.int64)
+        self.label: np.ndarray = np.zeros(0, np.int8)
+        self.ltime: np.ndarray
+        self.etime: np.ndarray
         self.ltime = np.zeros(0, np.int64)
         self.etime = np.zeros(0, np.int64)
 
@@ -176,6 +180,7 @@ class _Run:
         self.summary = SimulationSummary()
         self.delays: list[np.ndarray] = []
         self.compromised: dict[int, int] = {}
+        self.bustout_days: list[int] = []
         self.weekday0 = datetime.strptime(cfg.start_date, "%Y-%m-%d").replace(tzinfo=UTC).weekday()
         self.id_mix = splitmix64(np.array([cfg.seed], dtype=np.uint64))[0]
         mix = cfg.scenario_mix
@@ -193,7 +198,10 @@ class _Run:
     def fraud_rate(self, day: int) -> float:
         cfg = self.cfg
         r = cfg.fraud_rate
-        if cfg.drift == "fraud_spike" and cfg.drift_start <= day < cfg.drift_start + cfg.drift_length:
+        if (
+            cfg.drift == "fraud_spike"
+            and cfg.drift_start <= day < cfg.drift_start + cfg.drift_length
+        ):
             r = min(r * cfg.spike_factor, 0.5)
         return r
 
@@ -210,6 +218,7 @@ class _Run:
         start = cfg.start_ms + d * DAY_MS
         end = start + DAY_MS
         vol, ecom_boost = self.volume(d)
+        world.set_day(d)
         legit = legit_day(rng, world, d, start, vol, ecom_boost)
 
         expected = float(world.cust_rate.sum()) * vol
@@ -220,12 +229,14 @@ class _Run:
         def n_of(s: str) -> int:
             return int(rng.poisson(target * w[s] / sc.MEAN_FRAUD_TX[s]))
 
+        n_bust = n_of("merchant_bustout")
+        self.bustout_days.extend([d] * n_bust)
         new = [
             sc.stolen_card(rng, world, self.ids, n_of("stolen_card"), d, start),
             sc.card_testing(rng, world, self.ids, n_of("card_testing"), d, start),
             sc.account_takeover(rng, world, self.ids, n_of("account_takeover"), d, start),
             sc.high_amount(rng, world, self.ids, n_of("high_amount"), d, start),
-            sc.merchant_bustout(rng, world, self.ids, n_of("merchant_bustout"), d, start),
+            sc.merchant_bustout(rng, world, self.ids, n_bust, d, start),
         ]
         skim, cterm, ctime = sc.skimming(rng, world, self.ids, n_of("skimming"), d, start, legit)
         new.append(skim)
@@ -238,8 +249,10 @@ class _Run:
         dis = np.flatnonzero(rng.random(len(legit)) < cfg.legit_dispute_rate)
         if len(dis):
             self.labels.add(
-                legit.uid[dis], np.zeros(len(dis), np.int8),
-                legit.time[dis] + _delays(rng, cfg, len(dis)), legit.time[dis],
+                legit.uid[dis],
+                np.zeros(len(dis), np.int8),
+                legit.time[dis] + _delays(rng, cfg, len(dis)),
+                legit.time[dis],
             )
 
         pend = Rows.concat([self.pending, fresh])
@@ -262,7 +275,9 @@ class _Run:
         reported = rng.random(len(inc)) >= cfg.unreported_share
         ltime = last + _delays(rng, cfg, len(inc))
         r = reported[inv]
-        self.labels.add(rows.uid[f][r], np.ones(int(r.sum()), np.int8), ltime[inv][r], rows.time[f][r])
+        self.labels.add(
+            rows.uid[f][r], np.ones(int(r.sum()), np.int8), ltime[inv][r], rows.time[f][r]
+        )
 
     def days(self, progress: Progress | None = None) -> Iterator[tuple[pa.Table, pa.Table]]:
         cfg = self.cfg
@@ -286,9 +301,12 @@ class _Run:
             if len(dd):
                 qs = np.quantile(dd, [0.1, 0.5, 0.9, 0.99])
                 s.label_delay_days = {
-                    "min": round(float(dd.min()), 2), "p10": round(float(qs[0]), 2),
-                    "p50": round(float(qs[1]), 2), "p90": round(float(qs[2]), 2),
-                    "p99": round(float(qs[3]), 2), "max": round(float(dd.max()), 2),
+                    "min": round(float(dd.min()), 2),
+                    "p10": round(float(qs[0]), 2),
+                    "p50": round(float(qs[1]), 2),
+                    "p90": round(float(qs[2]), 2),
+                    "p99": round(float(qs[3]), 2),
+                    "max": round(float(dd.max()), 2),
                 }
 
     # -- conversion to Arrow -----------------------------------------------------------
@@ -337,11 +355,16 @@ class _Run:
         s.legit_dispute_labels += int((~pos).sum())
         self.delays.append(ltime[pos] - etime[pos])
         return pa.Table.from_arrays(
-            [self.tx_ids(uid), pa.array(label.astype(np.int8)), pa.array(ltime)], schema=_LABEL_SCHEMA
+            [self.tx_ids(uid), pa.array(label.astype(np.int8)), pa.array(ltime)],
+            schema=_LABEL_SCHEMA,
         )
 
     def entity_tables(self) -> dict[str, pd.DataFrame]:
         t = entity_tables(self.world)
+        bust = self.world.bustout_terms[: min(self.ids.next_bustout, len(self.world.bustout_terms))]
+        opened = t["merchants"]["opened_day"].to_numpy().copy()
+        opened[self.world.term_merchant[bust]] = self.bustout_days[: len(bust)]
+        t["merchants"]["opened_day"] = opened
         comp = np.full(len(t["terminals"]), np.nan)
         for term, ts in self.compromised.items():
             comp[term] = ts
@@ -429,12 +452,16 @@ def simulate(
     for tx, lab in run.days(progress):
         if len(tx):
             pq.write_table(
-                tx, out / "transactions" / f"part-{n_tx_parts:05d}.parquet",
-                use_dictionary=_DICT_COLUMNS, compression="snappy",
+                tx,
+                out / "transactions" / f"part-{n_tx_parts:05d}.parquet",
+                use_dictionary=_DICT_COLUMNS,
+                compression="snappy",
             )
             n_tx_parts += 1
         if len(lab):
-            pq.write_table(lab, out / "labels" / f"part-{n_label_parts:05d}.parquet", compression="snappy")
+            pq.write_table(
+                lab, out / "labels" / f"part-{n_label_parts:05d}.parquet", compression="snappy"
+            )
             n_label_parts += 1
     if n_label_parts == 0:  # keep the layout: an empty labels file, not a missing folder
         pq.write_table(_LABEL_SCHEMA.empty_table(), out / "labels" / "part-00000.parquet")
