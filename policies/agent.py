@@ -1,0 +1,236 @@
+"""The online agent: one step per interval, guardrails always applied.
+
+``OnlineAgent.step(window) -> ThresholdPolicy`` is all the stream calls. A
+*proposer* suggests thresholds (the RL actor, the rate controller, or the
+static policy); the agent applies the guardrails, the fallback and shadow
+mode, and keeps a log of proposal vs applied thresholds.
+
+The RL actor runs here as plain numpy (:class:`NumpyActor`): the stream never
+imports gymnasium, stable-baselines3 or torch for a policy.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from riskflow.policies.controller import RateController
+from riskflow.policies.cost import CostModel
+from riskflow.policies.decide import ThresholdPolicy, expit, logit
+from riskflow.policies.exceptions import PolicyArtifactError
+from riskflow.policies.guardrails import FallbackMonitor, Guardrails
+from riskflow.policies.window import ObservationBuilder, Reference, WindowStats
+
+__all__ = [
+    "NumpyActor",
+    "Proposer",
+    "ActorProposer",
+    "ControllerProposer",
+    "StaticProposer",
+    "OnlineAgent",
+    "action_to_policy",
+]
+
+_ACT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, 0.0),
+}
+
+
+class NumpyActor:
+    """A deterministic MLP actor: obs -> action in [-1, 1]^k, in numpy.
+
+    Parameters
+    ----------
+    weights, biases
+        Per layer, ``W`` of shape (out, in) and ``b`` of shape (out,).
+    activation
+        Hidden activation, ``tanh`` (SB3 PPO default) or ``relu`` (SAC).
+    squash
+        ``clip`` (PPO: the Gaussian mean clipped to the box) or ``tanh`` (SAC).
+    """
+
+    def __init__(self, weights: list[np.ndarray], biases: list[np.ndarray],
+                 activation: str = "tanh", squash: str = "clip") -> None:
+        if len(weights) != len(biases) or not weights:
+            raise PolicyArtifactError("An actor needs one bias per weight matrix and at least one layer.")
+        if activation not in _ACT or squash not in ("clip", "tanh"):
+            raise PolicyArtifactError(
+                f"Unknown actor activation/squash {activation!r}/{squash!r}; expected tanh|relu and clip|tanh."
+            )
+        self.weights = [np.asarray(w, dtype=np.float64) for w in weights]
+        self.biases = [np.asarray(b, dtype=np.float64) for b in biases]
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            if w.ndim != 2 or b.shape != (w.shape[0],):
+                raise PolicyArtifactError(f"Actor layer {i} has shapes {w.shape}, {b.shape}; expected (out, in), (out,).")
+            if i and w.shape[1] != self.weights[i - 1].shape[0]:
+                raise PolicyArtifactError(f"Actor layer {i} takes {w.shape[1]} inputs but the previous layer gives {self.weights[i - 1].shape[0]}.")
+        self.activation = activation
+        self.squash = squash
+
+    @property
+    def n_inputs(self) -> int:
+        return int(self.weights[0].shape[1])
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        x = np.asarray(obs, dtype=np.float64)
+        act = _ACT[self.activation]
+        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+            x = act(x @ w.T + b)
+        out = x @ self.weights[-1].T + self.biases[-1]
+        return np.clip(out, -1.0, 1.0) if self.squash == "clip" else np.tanh(out)
+
+
+def action_to_policy(action: np.ndarray, reference: Reference, max_offset: float,
+                     version: str = "rl", source: str = "rl") -> ThresholdPolicy:
+    """Map an action in [-1, 1]^2 to thresholds: logit offsets from the static ones."""
+    a = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
+    tr = float(expit(logit(reference.static_t_review) + a[0] * max_offset))
+    td = float(expit(logit(reference.static_t_decline) + a[1] * max_offset))
+    return ThresholdPolicy(min(tr, td), td, version, source)
+
+
+class Proposer(Protocol):
+    def __call__(self, obs: np.ndarray, window: WindowStats, current: ThresholdPolicy) -> ThresholdPolicy: ...
+
+
+class StaticProposer:
+    """Always the static thresholds."""
+
+    def __init__(self, static: ThresholdPolicy) -> None:
+        self.static = static
+
+    def __call__(self, obs: np.ndarray, window: WindowStats, current: ThresholdPolicy) -> ThresholdPolicy:
+        return self.static
+
+
+class ControllerProposer:
+    """Thresholds from a :class:`RateController` fed each window's scores."""
+
+    def __init__(self, controller: RateController) -> None:
+        self.controller = controller
+
+    def __call__(self, obs: np.ndarray, window: WindowStats, current: ThresholdPolicy) -> ThresholdPolicy:
+        return self.controller.propose(window.scores)
+
+
+class ActorProposer:
+    """Thresholds from an actor (``obs -> action``), e.g. :class:`NumpyActor`."""
+
+    def __init__(self, actor: Callable[[np.ndarray], np.ndarray], reference: Reference,
+                 max_offset: float = 2.0, version: str = "rl") -> None:
+        self.actor = actor
+        self.reference = reference
+        self.max_offset = max_offset
+        self.version = version
+
+    def __call__(self, obs: np.ndarray, window: WindowStats, current: ThresholdPolicy) -> ThresholdPolicy:
+        return action_to_policy(self.actor(obs), self.reference, self.max_offset, self.version)
+
+
+class OnlineAgent:
+    """Threshold updates for the stream, one per interval, with guardrails.
+
+    Parameters
+    ----------
+    proposer
+        Suggests thresholds from the observation (see :class:`Proposer`).
+    reference, cost_model
+        Validation facts and cost assumptions the observation is built on.
+    guardrails
+        Step, bounds, maximum decline rate and fallback settings.
+    shadow
+        If True the agent only proposes: the static policy decides, both are logged.
+    fallback
+        Whether to hand over to the static policy when observed cost is too high.
+    version
+        Policy version stamped on every threshold set it emits.
+    decline_window
+        Intervals of recent scores the maximum decline rate is enforced on.
+    """
+
+    def __init__(
+        self,
+        proposer: Proposer,
+        reference: Reference,
+        cost_model: CostModel,
+        guardrails: Guardrails | None = None,
+        *,
+        shadow: bool = False,
+        fallback: bool = True,
+        version: str = "adaptive",
+        max_offset: float = 2.0,
+        decline_window: int = 24,
+        keep_log: bool = True,
+    ) -> None:
+        self.proposer = proposer
+        self.reference = reference
+        self.cost_model = cost_model
+        self.guardrails = guardrails if guardrails is not None else Guardrails()
+        self.shadow = shadow
+        self.fallback = fallback
+        self.version = version
+        self.keep_log = keep_log
+        self.builder = ObservationBuilder(reference, cost_model, max_offset)
+        self.monitor = FallbackMonitor(self.guardrails)
+        self.static = reference.static_policy().with_(version=f"{version}/static", source="static")
+        self.current = self.static  # what decides the next interval
+        self.track = self.static  # the agent's own thresholds (differs in shadow mode)
+        self._recent: deque[np.ndarray] = deque(maxlen=decline_window)
+        self.observation: np.ndarray = self.builder.observation(self.static, 0)
+        self.log: list[dict[str, Any]] = []
+        self.interventions = 0
+
+    def reset(self) -> None:
+        self.builder.reset()
+        self.monitor = FallbackMonitor(self.guardrails)
+        self.current = self.track = self.static
+        self._recent.clear()
+        self.log.clear()
+        self.interventions = 0
+
+    # The two halves of a step, separate so the training environment can put
+    # the RL action in between; step() is both in a row.
+    def observe(self, window: WindowStats) -> np.ndarray:
+        """Fold the interval just decided in; return the observation."""
+        self._recent.append(np.asarray(window.scores, dtype=np.float64))
+        self.observation = self.builder.update(window, self.track)
+        if self.fallback:
+            self.monitor.update(*self.builder.observed_costs)
+        return self.observation
+
+    def act(self, proposal: ThresholdPolicy, t_end: int) -> ThresholdPolicy:
+        """Apply guardrails/fallback/shadow to ``proposal``; return the live policy."""
+        g = self.guardrails
+        recent = np.concatenate(self._recent) if self._recent else None
+        fallback = self.fallback and self.monitor.active
+        target = self.static if fallback else proposal
+        # in shadow mode the agent's track is guarded against its own past
+        base = self.track if self.shadow else self.current
+        guarded, hits = g.apply(target, base, recent)
+        self.interventions += bool(hits)
+        source = "fallback" if fallback else proposal.source
+        self.track = guarded.with_(version=self.version, source=source, effective_ms=int(t_end))
+        if self.shadow:
+            live = self.static.with_(source="shadow-static", effective_ms=int(t_end))
+        else:
+            live = self.track
+        if self.keep_log:
+            self.log.append({
+                "t": int(t_end),
+                "proposed": (proposal.t_review, proposal.t_decline),
+                "applied": (live.t_review, live.t_decline),
+                "shadow": (self.track.t_review, self.track.t_decline) if self.shadow else None,
+                "fallback": fallback,
+                "guardrails": hits,
+            })
+        self.current = live
+        return live
+
+    def step(self, window: WindowStats) -> ThresholdPolicy:
+        """One interval: observe ``window``, propose, guard; the policy for the next interval."""
+        obs = self.observe(window)
+        return self.act(self.proposer(obs, window, self.track), window.t_end)

@@ -1,0 +1,169 @@
+"""Guardrails every adaptive policy passes through before it decides anything.
+
+* bounded change per step (in logit units, so a move near 0.99 is as small
+  as one near 0.5);
+* hard min / max for each threshold;
+* a maximum decline rate (``t_decline`` is raised until the recent scores
+  would be declined at most that often);
+* automatic fallback to the static policy when the adaptive policy's
+  observed cost exceeds the static estimate by a margin
+  (:class:`FallbackMonitor`).
+
+>>> g = Guardrails(max_step=0.5, t_review_min=0.05, t_decline_max=0.99)
+>>> cur = ThresholdPolicy(0.5, 0.9)
+>>> p, hits = g.apply(ThresholdPolicy(0.0, 1.0), cur)
+>>> round(p.t_review, 3), round(p.t_decline, 3), sorted(hits)
+(0.378, 0.937, ['max_step'])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from riskflow.policies.decide import ThresholdPolicy, expit, logit
+from riskflow.policies.exceptions import bad_param
+
+__all__ = ["Guardrails", "FallbackMonitor", "check_violations"]
+
+
+@dataclass(frozen=True)
+class Guardrails:
+    """Limits on what an adaptive policy may do.
+
+    Parameters
+    ----------
+    max_step
+        Largest change of either threshold per interval, in logit units.
+    t_review_min, t_review_max, t_decline_min, t_decline_max
+        Hard bounds on each threshold.
+    max_decline_rate
+        Largest share of payments declined, enforced on the recent scores.
+    fallback_margin
+        Fall back to static when observed cost > (1 + margin) x the static estimate.
+    fallback_min_cost
+        Ignore the comparison until the decayed static cost estimate (per interval)
+        reaches this (too little evidence yet).
+    fallback_cooldown
+        Intervals the fallback lasts once triggered.
+    """
+
+    max_step: float = 0.5
+    t_review_min: float = 0.005
+    t_review_max: float = 0.95
+    t_decline_min: float = 0.05
+    t_decline_max: float = 0.999
+    max_decline_rate: float = 0.02
+    fallback_margin: float = 0.10
+    fallback_min_cost: float = 1.0
+    fallback_cooldown: int = 24
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.max_step, int | float) and self.max_step > 0):
+            raise bad_param("Guardrails", "max_step", "a number > 0 (logit units)", self.max_step)
+        for name in ("t_review_min", "t_review_max", "t_decline_min", "t_decline_max"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and 0 <= v <= 1):
+                raise bad_param("Guardrails", name, "a number in [0, 1]", v)
+        if self.t_review_min > self.t_review_max or self.t_decline_min > self.t_decline_max:
+            raise bad_param("Guardrails", "t_*_min", "at most the matching t_*_max",
+                            (self.t_review_min, self.t_review_max, self.t_decline_min, self.t_decline_max))
+        if not (isinstance(self.max_decline_rate, int | float) and 0 < self.max_decline_rate <= 1):
+            raise bad_param("Guardrails", "max_decline_rate", "a number in (0, 1]", self.max_decline_rate)
+        if not (isinstance(self.fallback_margin, int | float) and self.fallback_margin >= 0):
+            raise bad_param("Guardrails", "fallback_margin", "a number >= 0", self.fallback_margin)
+        if not (isinstance(self.fallback_cooldown, int) and self.fallback_cooldown >= 1):
+            raise bad_param("Guardrails", "fallback_cooldown", "an int >= 1", self.fallback_cooldown)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    def apply(
+        self,
+        proposed: ThresholdPolicy,
+        current: ThresholdPolicy,
+        recent_scores: np.ndarray | None = None,
+    ) -> tuple[ThresholdPolicy, list[str]]:
+        """``(the guarded policy, names of the guardrails that intervened)``."""
+        hits: list[str] = []
+        lr, ld = float(logit(proposed.t_review)), float(logit(proposed.t_decline))
+        cr, cd = float(logit(current.t_review)), float(logit(current.t_decline))
+        nr = min(max(lr, cr - self.max_step), cr + self.max_step)
+        nd = min(max(ld, cd - self.max_step), cd + self.max_step)
+        if nr != lr or nd != ld:
+            hits.append("max_step")
+        tr, td = float(expit(nr)), float(expit(nd))
+        br = min(max(tr, self.t_review_min), self.t_review_max)
+        bd = min(max(td, self.t_decline_min), self.t_decline_max)
+        if abs(br - tr) > 1e-12 or abs(bd - td) > 1e-12:
+            hits.append("bounds")
+        tr, td = br, bd
+        if recent_scores is not None and len(recent_scores):
+            s = np.asarray(recent_scores, dtype=np.float64)
+            if np.mean(s >= td) > self.max_decline_rate:
+                # the smallest threshold declining at most max_decline_rate of recent scores
+                srt = np.sort(s)
+                k = int(math.floor(self.max_decline_rate * srt.size))
+                cut = srt[srt.size - k] if k > 0 else srt[-1]
+                td = float(min(np.nextafter(cut, 2.0), 1.0))
+                while np.mean(s >= td) > self.max_decline_rate and td < 1.0:
+                    td = float(min(np.nextafter(td, 2.0), 1.0))
+                hits.append("max_decline_rate")
+        if tr > td:
+            tr = td
+            hits.append("order")
+        return proposed.with_(t_review=tr, t_decline=td), hits
+
+
+def check_violations(
+    g: Guardrails,
+    prev: ThresholdPolicy | None,
+    applied: ThresholdPolicy,
+    decline_rate: float | None,
+    tol: float = 1e-9,
+) -> list[str]:
+    """Guardrails ``applied`` breaks (what an auditor counts; empty when all hold).
+
+    ``decline_rate`` is the realised rate over the audit window (e.g. a day).
+    """
+    out = []
+    if prev is not None:
+        step = max(abs(float(logit(applied.t_review) - logit(prev.t_review))),
+                   abs(float(logit(applied.t_decline) - logit(prev.t_decline))))
+        if step > g.max_step + 1e-6:
+            out.append("max_step")
+    if not (g.t_review_min - tol <= applied.t_review <= g.t_review_max + tol
+            and g.t_decline_min - tol <= applied.t_decline <= g.t_decline_max + tol):
+        out.append("bounds")
+    if decline_rate is not None and decline_rate > g.max_decline_rate + tol:
+        out.append("max_decline_rate")
+    return out
+
+
+class FallbackMonitor:
+    """Decides when the adaptive policy must hand over to the static one.
+
+    ``update(agent_cost, static_cost)`` takes the decayed observed costs (see
+    :attr:`ObservationBuilder.observed_costs`) and returns whether the
+    fallback is active for the next interval.
+    """
+
+    def __init__(self, guardrails: Guardrails) -> None:
+        self.guardrails = guardrails
+        self.remaining = 0
+        self.triggers = 0
+
+    def update(self, agent_cost: float, static_cost: float) -> bool:
+        g = self.guardrails
+        if self.remaining > 0:
+            self.remaining -= 1
+        elif static_cost >= g.fallback_min_cost and agent_cost > (1 + g.fallback_margin) * static_cost:
+            self.remaining = g.fallback_cooldown
+            self.triggers += 1
+        return self.remaining > 0
+
+    @property
+    def active(self) -> bool:
+        return self.remaining > 0
