@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskflow.batch import LabelBatch, TxBatch, hash_keys
+from riskflow.batch import LabelBatch, TxBatch
 
 from ._engine import FeatureEngine
 

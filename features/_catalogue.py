@@ -132,7 +132,7 @@ def _window_specs(e: int, ent: str) -> list[FeatureSpec]:
 def _entity_specs(e: int, ent: str) -> list[FeatureSpec]:
     who = _WHO[ent]
     cp, aux = L.COUNTERPARTY[ent]
-    cps, auxs = _CP_WORD[cp], _CP_WORD[aux]
+    cps = _CP_WORD[cp]
     # (output, name stem, window, aggregation, window_type, family, description, entities that get it)
     rows = (
         (L.O_SECS_SINCE_LAST, "secs_since_last", None, "time_since_last", "none", "recency",

@@ -118,7 +118,7 @@ class FeatureEngine:
 
     def state_nbytes(self) -> int:
         """Bytes held by all state arrays (allocated capacity, not just live rows)."""
-        parts = (*self._ent, *self._pair, *self._glob, *self._queue)
+        parts = (self._ent.keys, self._ent.u, self._pair.keys, self._pair.u, *self._glob, *self._queue)
         return int(sum(a.nbytes for a in parts))
 
     @staticmethod
@@ -225,7 +225,6 @@ class FeatureEngine:
         """An engine continuing exactly where :meth:`snapshot` left off."""
         eng = cls(config, features=features)
         tables, header = S.load(blob, eng._header())
-        S.check_shapes(tables)
         eng._ent, eng._pair, eng._glob, eng._queue = (
             tables["ent"], tables["pair"], tables["glob"], tables["queue"])
         eng.position = header.get("position")

@@ -33,24 +33,17 @@ class SnapshotError(RiskflowError, ValueError):
 
 
 class EntityTable(NamedTuple):
-    """One wide row per full entity (card, customer, ...), keyed by (kind, key)."""
+    """One packed row of ROW_W 64-bit words per full entity (card, customer, ...).
+
+    ``u`` and ``f`` are uint64 and float64 views of the same buffer (column
+    offsets ``R_*`` in :mod:`._kernels._layout`); keys stay in their own array
+    so probing scans 8 bytes per slot.
+    """
 
     keys: np.ndarray  # uint64[C]; 0 = empty slot
     meta: np.ndarray  # int64[1]: occupied slots
-    last: np.ndarray  # int64[C]: last event (tx or label) time, for the TTL
-    first: np.ndarray  # int64[C]: first seen
-    agg_t: np.ndarray  # int64[C]: time the decayed aggregates refer to
-    agg: np.ndarray  # float64[C, 3 * NW]: decayed count, sum, sum of squares per window
-    ring_ts: np.ndarray  # int64[C, K]
-    ring_amt: np.ndarray  # float64[C, K]
-    ring_cp: np.ndarray  # uint64[C, K]: counterparty key
-    ring_aux: np.ndarray  # uint64[C, K]: second tracked key
-    ring_n: np.ndarray  # int64[C]: events since first seen
-    hll: np.ndarray  # uint8[C, HLL_M]
-    geo: np.ndarray  # float64[C, GEO_W]
-    mix: np.ndarray  # float64[C, MIX_W]
-    lab: np.ndarray  # float64[C, LAB_W]
-    mcc: np.ndarray  # int32[C]: last MCC seen (merchants: for MCC label risk)
+    u: np.ndarray  # uint64[C, ROW_W]
+    f: np.ndarray  # float64[C, ROW_W], view of u
 
 
 class PairTable(NamedTuple):
@@ -58,9 +51,8 @@ class PairTable(NamedTuple):
 
     keys: np.ndarray
     meta: np.ndarray
-    last: np.ndarray
-    first: np.ndarray
-    agg: np.ndarray  # float64[C, PAIR_W]
+    u: np.ndarray  # uint64[C, PROW_W]
+    f: np.ndarray  # float64 view
 
 
 class GlobalState(NamedTuple):
@@ -77,41 +69,23 @@ class LabelQueue(NamedTuple):
     keys: np.ndarray  # uint64[NL, m]
 
 
-_ENTITY_SHAPES: dict[str, tuple[tuple[int, ...], Any]] = {
-    "keys": ((), np.uint64),
-    "last": ((), np.int64),
-    "first": ((), np.int64),
-    "agg_t": ((), np.int64),
-    "agg": ((3 * L.NW,), np.float64),
-    "ring_ts": ((L.K,), np.int64),
-    "ring_amt": ((L.K,), np.float64),
-    "ring_cp": ((L.K,), np.uint64),
-    "ring_aux": ((L.K,), np.uint64),
-    "ring_n": ((), np.int64),
-    "hll": ((L.HLL_M,), np.uint8),
-    "geo": ((L.GEO_W,), np.float64),
-    "mix": ((L.MIX_W,), np.float64),
-    "lab": ((L.LAB_W,), np.float64),
-    "mcc": ((), np.int32),
-}
-_PAIR_SHAPES: dict[str, tuple[tuple[int, ...], Any]] = {
-    "keys": ((), np.uint64),
-    "last": ((), np.int64),
-    "first": ((), np.int64),
-    "agg": ((L.PAIR_W,), np.float64),
-}
+_WIDTH = {"EntityTable": L.ROW_W, "PairTable": L.PROW_W}
+#: Fields that are views of another field: rebuilt on load, never stored.
+_VIEWS = ("f",)
 
 
 def row_bytes(table: type) -> int:
-    """State bytes per slot of a table type."""
-    shapes = _ENTITY_SHAPES if table is EntityTable else _PAIR_SHAPES
-    return sum(int(np.prod(sh, dtype=np.int64)) * np.dtype(dt).itemsize for sh, dt in shapes.values())
+    """State bytes per slot of a table type (key + row)."""
+    return 8 + 8 * _WIDTH[table.__name__]
+
+
+def _make(table: type, keys: np.ndarray, meta: np.ndarray, u: np.ndarray) -> Any:
+    return table(keys=keys, meta=meta, u=u, f=u.view(np.float64))
 
 
 def alloc(table: type, cap: int) -> Any:
-    shapes = _ENTITY_SHAPES if table is EntityTable else _PAIR_SHAPES
-    arrays = {name: np.zeros((cap, *sh), dt) for name, (sh, dt) in shapes.items()}
-    return table(meta=np.zeros(1, np.int64), **arrays)
+    u = np.zeros((cap, _WIDTH[table.__name__]), np.uint64)
+    return _make(table, np.zeros(cap, np.uint64), np.zeros(1, np.int64), u)
 
 
 def alloc_global() -> GlobalState:
@@ -134,26 +108,23 @@ def grow(table: Any, now: int, ttl: int, headroom: int) -> Any:
     Expired rows behave exactly as absent ones in the kernel, so dropping
     them changes no feature; only memory is reclaimed.
     """
-    live = int(_count_live(table.keys, table.last, now, ttl))
+    last = table.f[:, 0]  # R_LAST and Q_LAST are both column 0
+    live = int(_count_live(table.keys, last, float(now), float(ttl)))
     cap = table.keys.shape[0]
     while live + headroom > cap * MAX_LOAD / 2:
         cap *= 2
-    old, new, new_keys = _rebuild_map(table.keys, table.last, now, ttl, cap)
-    out = {"keys": new_keys, "meta": np.array([len(old)], np.int64)}
-    for name in table._fields:
-        if name in out:
-            continue
-        a = getattr(table, name)
-        b = np.zeros((cap, *a.shape[1:]), a.dtype)
-        b[new] = a[old]
-        out[name] = b
-    return type(table)(**out)
+    old, new, new_keys = _rebuild_map(table.keys, last, float(now), float(ttl), cap)
+    u = np.zeros((cap, table.u.shape[1]), np.uint64)
+    u[new] = table.u[old]
+    return _make(type(table), new_keys, np.array([len(old)], np.int64), u)
 
 
 def dump(parts: dict[str, Any], header: dict[str, Any]) -> bytes:
     arrays: dict[str, np.ndarray] = {}
     for prefix, tup in parts.items():
         for name, arr in zip(tup._fields, tup, strict=True):
+            if name in _VIEWS:
+                continue
             arrays[f"{prefix}.{name}"] = np.ascontiguousarray(arr)
     arrays["header"] = np.frombuffer(json.dumps(header, sort_keys=True).encode(), np.uint8)
     buf = io.BytesIO()
@@ -184,23 +155,27 @@ def load(blob: bytes, expected: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     for prefix, cls in (("ent", EntityTable), ("pair", PairTable), ("glob", GlobalState),
                         ("queue", LabelQueue)):
         try:
-            tables[prefix] = cls(**{f: arrays[f"{prefix}.{f}"] for f in cls._fields})
+            fields = {f: arrays[f"{prefix}.{f}"] for f in cls._fields if f not in _VIEWS}
         except KeyError as exc:
-            raise SnapshotError(f"Feature-state snapshot lacks array {exc.args[0]!r}; it is truncated or corrupt.") from None
+            raise SnapshotError(
+                f"Feature-state snapshot lacks array {exc.args[0]!r}; it is truncated or corrupt."
+            ) from None
+        if "f" in cls._fields:
+            check_row(prefix, fields, _WIDTH[cls.__name__])
+            tables[prefix] = _make(cls, **fields)
+        else:
+            tables[prefix] = cls(**fields)
     return tables, header
 
 
-def check_shapes(tables: dict[str, Any]) -> None:
-    """Refuse arrays whose dtype or row shape does not match the declared layout."""
-    for prefix, shapes in (("ent", _ENTITY_SHAPES), ("pair", _PAIR_SHAPES)):
-        tab = tables[prefix]
-        cap = tab.keys.shape[0]
-        if cap < 16 or cap & (cap - 1):
-            raise SnapshotError(f"Snapshot table {prefix!r} has capacity {cap}, not a power of two >= 16.")
-        for name, (sh, dt) in shapes.items():
-            arr = getattr(tab, name)
-            if arr.shape != (cap, *sh) or arr.dtype != np.dtype(dt):
-                raise SnapshotError(
-                    f"Snapshot array {prefix}.{name} has shape {arr.shape} and dtype {arr.dtype}; "
-                    f"the layout needs {(cap, *sh)} {np.dtype(dt)}. The snapshot is corrupt."
-                )
+def check_row(prefix: str, fields: dict[str, np.ndarray], width: int) -> None:
+    """Refuse a table whose arrays do not match the declared layout."""
+    keys, u = fields["keys"], fields["u"]
+    cap = keys.shape[0]
+    if cap < 16 or cap & (cap - 1):
+        raise SnapshotError(f"Snapshot table {prefix!r} has capacity {cap}, not a power of two >= 16.")
+    if keys.dtype != np.uint64 or u.dtype != np.uint64 or u.shape != (cap, width):
+        raise SnapshotError(
+            f"Snapshot table {prefix!r} has rows {u.shape} {u.dtype}; the layout needs "
+            f"{(cap, width)} uint64. The snapshot is corrupt."
+        )

@@ -15,10 +15,9 @@ import math
 import numpy as np
 
 from ._hash import _mix64, _probe, _slot_key
-from ._jit import njit, njit_inline, njit_noalloc
+from ._jit import njit_inline, njit_noalloc
 from ._layout import (
     DAY,
-    GEO_W,
     HLL_BITS,
     HLL_M,
     HOUR,
@@ -29,6 +28,7 @@ from ._layout import (
     L_N30,
     L_T,
     MINUTE,
+    MIX_W,
     N_CHANNELS,
     N_MCC,
     NE,
@@ -69,8 +69,28 @@ from ._layout import (
     P_N,
     P_RATIO30,
     P_SECS,
+    Q_C30,
+    Q_FIRST,
+    Q_LAST,
+    Q_N,
+    Q_S30,
+    R_AGG,
+    R_AGG_T,
+    R_FIRST,
+    R_GEO,
+    R_HLL,
+    R_LAB,
+    R_LAST,
+    R_MCC,
+    R_MIX,
+    R_RAMT,
+    R_RAUX,
+    R_RCP,
+    R_RING_N,
+    R_RTS,
     RATE_PRIOR,
     RATE_STRENGTH,
+    ROW_W,
     T_AMOUNT,
     T_AMT_CENTS,
     T_AMT_INT,
@@ -149,21 +169,17 @@ def _haversine(lat1, lon1, lat2, lon2):  # pragma: no cover - compiled
 
 @njit_inline
 def _reset_entity(ent, s, now):  # pragma: no cover - compiled
-    ent.last[s] = now
-    ent.first[s] = now
-    ent.agg_t[s] = now
-    ent.agg[s, :] = 0.0
-    ent.ring_n[s] = 0
-    ent.hll[s, :] = 0
-    ent.geo[s, :] = 0.0
-    ent.geo[s, 0] = _NAN
-    ent.geo[s, 1] = _NAN
-    ent.geo[s, 2] = _NAN
-    ent.mix[s, :] = 0.0
-    ent.lab[s, :] = 0.0
-    ent.lab[s, L_LAST_FRAUD] = _NAN
-    ent.lab[s, L_T] = float(now)
-    ent.mcc[s] = -1
+    for j in range(ROW_W):
+        ent.u[s, j] = np.uint64(0)  # 0.0 in the float view too
+    ent.f[s, R_LAST] = now
+    ent.f[s, R_FIRST] = now
+    ent.f[s, R_AGG_T] = now
+    ent.f[s, R_GEO + 0] = _NAN
+    ent.f[s, R_GEO + 1] = _NAN
+    ent.f[s, R_GEO + 2] = _NAN
+    ent.f[s, R_LAB + L_LAST_FRAUD] = _NAN
+    ent.f[s, R_LAB + L_T] = float(now)
+    ent.f[s, R_MCC] = -1.0
 
 
 @njit_inline
@@ -175,7 +191,7 @@ def _entity_slot(ent, kind, key, now, ttl):  # pragma: no cover - compiled
         ent.keys[s] = k
         ent.meta[0] += 1
         _reset_entity(ent, s, now)
-    elif now - ent.last[s] > ttl:
+    elif now - ent.f[s, R_LAST] > ttl:
         # Logically evicted: behaves exactly as a new entity, whenever the
         # physical rebuild happens to run.
         _reset_entity(ent, s, now)
@@ -186,13 +202,15 @@ def _entity_slot(ent, kind, key, now, ttl):  # pragma: no cover - compiled
 def _pair_slot(pair, kind, key, now, ttl):  # pragma: no cover - compiled
     k = _slot_key(kind, key)
     s = _probe(pair.keys, k)
-    if pair.keys[s] == np.uint64(0) or now - pair.last[s] > ttl:
+    if pair.keys[s] == np.uint64(0) or now - pair.f[s, Q_LAST] > ttl:
         if pair.keys[s] == np.uint64(0):
             pair.keys[s] = k
             pair.meta[0] += 1
-        pair.last[s] = now
-        pair.first[s] = now
-        pair.agg[s, :] = 0.0
+        pair.f[s, Q_LAST] = now
+        pair.f[s, Q_FIRST] = now
+        pair.f[s, Q_C30] = 0.0
+        pair.f[s, Q_S30] = 0.0
+        pair.f[s, Q_N] = 0.0
     return s
 
 
@@ -208,25 +226,24 @@ def _apply_label(ent, glob, j, tl, l_label, l_amount, l_keys, ttl):  # pragma: n
         if key == np.uint64(0):
             continue
         s = _entity_slot(ent, li, key, tl, ttl)  # LABEL_ENTITIES == ENTITIES[:NL]
-        lab = ent.lab
-        dt = max(tl - lab[s, L_T], 0.0)
+        dt = max(tl - ent.f[s, R_LAB + L_T], 0.0)
         d7 = math.exp(-dt / TAU_7D)
         d30 = math.exp(-dt / TAU_30D)
-        lab[s, L_F7] *= d7
-        lab[s, L_F30] *= d30
-        lab[s, L_N30] *= d30
-        lab[s, L_FAMT30] *= d30
-        lab[s, L_N30] += 1.0
+        ent.f[s, R_LAB + L_F7] *= d7
+        ent.f[s, R_LAB + L_F30] *= d30
+        ent.f[s, R_LAB + L_N30] *= d30
+        ent.f[s, R_LAB + L_FAMT30] *= d30
+        ent.f[s, R_LAB + L_N30] += 1.0
         if fraud:
-            lab[s, L_F7] += 1.0
-            lab[s, L_F30] += 1.0
-            lab[s, L_FAMT30] += amt
-            lab[s, L_LAST_FRAUD] = float(tl)
-        lab[s, L_T] = float(tl)
-        if tl > ent.last[s]:
-            ent.last[s] = tl
+            ent.f[s, R_LAB + L_F7] += 1.0
+            ent.f[s, R_LAB + L_F30] += 1.0
+            ent.f[s, R_LAB + L_FAMT30] += amt
+            ent.f[s, R_LAB + L_LAST_FRAUD] = float(tl)
+        ent.f[s, R_LAB + L_T] = float(tl)
+        if tl > ent.f[s, R_LAST]:
+            ent.f[s, R_LAST] = tl
         if li == 2:  # merchant: its MCC's label risk too
-            m = ent.mcc[s]
+            m = np.int64(ent.f[s, R_MCC])
             if m >= 0:
                 g = glob.mcc
                 d = math.exp(-max(tl - g[m, 2], 0.0) / TAU_30D)
@@ -239,15 +256,15 @@ def _apply_label(ent, glob, j, tl, l_label, l_amount, l_keys, ttl):  # pragma: n
 def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X, i):  # pragma: no cover
     """Write entity ``e``'s features for transaction ``i`` from slot ``s``, then update it."""
     # ---- decayed windows: count, sum, mean, std, z-score, ratio to mean
-    dt = float(max(t - ent.agg_t[s], 0))
+    dt = float(max(t - ent.f[s, R_AGG_T], 0))
     for w in range(NW):
         tau = win[e, w]
         if tau <= 0.0:
             continue
         d = math.exp(-dt / tau)
-        c = ent.agg[s, 3 * w] * d
-        sm = ent.agg[s, 3 * w + 1] * d
-        q = ent.agg[s, 3 * w + 2] * d
+        c = ent.f[s, R_AGG + 3 * w] * d
+        sm = ent.f[s, R_AGG + 3 * w + 1] * d
+        q = ent.f[s, R_AGG + 3 * w + 2] * d
         b = w * W_OUT
         _put(X, i, col[e, b + W_COUNT], c)
         _put(X, i, col[e, b + W_SUM], sm)
@@ -260,41 +277,40 @@ def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X,
             # an entity with identical past amounts does not divide by zero.
             _put(X, i, col[e, b + W_Z], (a - mean) / math.sqrt(var + 1.0))
             _put(X, i, col[e, b + W_RATIO], a / max(mean, _MIN_AMOUNT))
-        ent.agg[s, 3 * w] = c + 1.0
-        ent.agg[s, 3 * w + 1] = sm + a
-        ent.agg[s, 3 * w + 2] = q + a * a
+        ent.f[s, R_AGG + 3 * w] = c + 1.0
+        ent.f[s, R_AGG + 3 * w + 1] = sm + a
+        ent.f[s, R_AGG + 3 * w + 2] = q + a * a
 
     # ---- channel / entry-mode mix over a decayed 30 days
     if col[e, O_MIX_SAME_CH] >= 0 or col[e, O_MIX_ECOM] >= 0:
         d30 = math.exp(-dt / TAU_30D)
-        mx = ent.mix
         tot_ch = 0.0
         for c in range(N_CHANNELS):
-            mx[s, c] *= d30
-            tot_ch += mx[s, c]
+            ent.f[s, R_MIX + c] *= d30
+            tot_ch += ent.f[s, R_MIX + c]
         tot_em = 0.0
-        for c in range(N_CHANNELS, mx.shape[1]):
-            mx[s, c] *= d30
-            tot_em += mx[s, c]
+        for c in range(N_CHANNELS, MIX_W):
+            ent.f[s, R_MIX + c] *= d30
+            tot_em += ent.f[s, R_MIX + c]
         if tot_ch > 1e-9:
             if ch >= 0:
-                _put(X, i, col[e, O_MIX_SAME_CH], mx[s, ch] / tot_ch)
-            _put(X, i, col[e, O_MIX_ECOM], mx[s, 1] / tot_ch)
+                _put(X, i, col[e, O_MIX_SAME_CH], ent.f[s, R_MIX + ch] / tot_ch)
+            _put(X, i, col[e, O_MIX_ECOM], ent.f[s, R_MIX + 1] / tot_ch)
         if tot_em > 1e-9:
             if em >= 0:
-                _put(X, i, col[e, O_MIX_SAME_EM], mx[s, N_CHANNELS + em] / tot_em)
-            _put(X, i, col[e, O_MIX_KEYED], (mx[s, N_CHANNELS + 2] + mx[s, N_CHANNELS + 3]) / tot_em)
+                _put(X, i, col[e, O_MIX_SAME_EM], ent.f[s, R_MIX + N_CHANNELS + em] / tot_em)
+            _put(X, i, col[e, O_MIX_KEYED], (ent.f[s, R_MIX + N_CHANNELS + 2] + ent.f[s, R_MIX + N_CHANNELS + 3]) / tot_em)
         if ch >= 0:
-            mx[s, ch] += 1.0
+            ent.f[s, R_MIX + ch] += 1.0
         if em >= 0:
-            mx[s, N_CHANNELS + em] += 1.0
-    ent.agg_t[s] = t
+            ent.f[s, R_MIX + N_CHANNELS + em] += 1.0
+    ent.f[s, R_AGG_T] = t
 
     # ---- exact short windows and novelty from the ring of the last K events
-    n = ent.ring_n[s]
+    n = np.int64(ent.f[s, R_RING_N])
     m = min(n, K)
     _put(X, i, col[e, O_N_LIFETIME], float(n))
-    _put(X, i, col[e, O_AGE_DAYS], (t - ent.first[s]) / DAY)
+    _put(X, i, col[e, O_AGE_DAYS], (t - ent.f[s, R_FIRST]) / DAY)
     c1m = 0
     c10m = 0
     c1h = 0
@@ -306,8 +322,8 @@ def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X,
     distinct = 0
     for j in range(m):
         r = (n - 1 - j) % K
-        age = t - ent.ring_ts[s, r]
-        ra = ent.ring_amt[s, r]
+        age = t - ent.f[s, R_RTS + r]
+        ra = ent.f[s, R_RAMT + r]
         if age <= MINUTE:
             c1m += 1
         if age <= 10 * MINUTE:
@@ -315,7 +331,7 @@ def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X,
             s10m += ra
         if age <= HOUR:
             c1h += 1
-        rc = ent.ring_cp[s, r]
+        rc = ent.u[s, R_RCP + r]
         if age <= DAY:
             mx24 = max(mx24, ra)
             mn24 = min(mn24, ra)
@@ -323,14 +339,14 @@ def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X,
                 dup = False
                 for jj in range(j):
                     r2 = (n - 1 - jj) % K
-                    if ent.ring_cp[s, r2] == rc and t - ent.ring_ts[s, r2] <= DAY:
+                    if ent.u[s, R_RCP + r2] == rc and t - ent.f[s, R_RTS + r2] <= DAY:
                         dup = True
                         break
                 if not dup:
                     distinct += 1
         if rc == cp:
             cp_seen = True
-        if ent.ring_aux[s, r] == aux:
+        if ent.u[s, R_RAUX + r] == aux:
             aux_seen = True
     _put(X, i, col[e, O_CNT_1M], float(c1m))
     _put(X, i, col[e, O_CNT_10M], float(c10m))
@@ -346,18 +362,18 @@ def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X,
         _put(X, i, col[e, O_AUX_NEW], 0.0 if aux_seen else 1.0)
     if m > 0:
         newest = (n - 1) % K
-        _put(X, i, col[e, O_SECS_SINCE_LAST], (t - ent.ring_ts[s, newest]) / 1000.0)
-        _put(X, i, col[e, O_AMT_TO_LAST], a / max(ent.ring_amt[s, newest], _MIN_AMOUNT))
+        _put(X, i, col[e, O_SECS_SINCE_LAST], (t - ent.f[s, R_RTS + newest]) / 1000.0)
+        _put(X, i, col[e, O_AMT_TO_LAST], a / max(ent.f[s, R_RAMT + newest], _MIN_AMOUNT))
         if m > 1:
             oldest = (n - m) % K
-            gap = (ent.ring_ts[s, newest] - ent.ring_ts[s, oldest]) / 1000.0 / (m - 1)
+            gap = (ent.f[s, R_RTS + newest] - ent.f[s, R_RTS + oldest]) / 1000.0 / (m - 1)
             _put(X, i, col[e, O_MEAN_GAP], gap)
     r = n % K
-    ent.ring_ts[s, r] = t
-    ent.ring_amt[s, r] = a
-    ent.ring_cp[s, r] = cp
-    ent.ring_aux[s, r] = aux
-    ent.ring_n[s] = n + 1
+    ent.f[s, R_RTS + r] = t
+    ent.f[s, R_RAMT + r] = a
+    ent.u[s, R_RCP + r] = cp
+    ent.u[s, R_RAUX + r] = aux
+    ent.f[s, R_RING_N] = n + 1.0
 
     # ---- approximate distinct counterparties since first seen (HyperLogLog)
     hc = col[e, O_HLL_CP]
@@ -365,8 +381,8 @@ def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X,
         acc = 0.0
         zeros = 0
         for j in range(HLL_M):
-            reg = ent.hll[s, j]
-            acc += 2.0 ** (-float(reg))
+            reg = (ent.u[s, R_HLL + (j >> 3)] >> np.uint64(8 * (j & 7))) & np.uint64(0xFF)
+            acc += 1.0 / float(np.uint64(1) << reg)
             if reg == 0:
                 zeros += 1
         est = _HLL_ALPHA * HLL_M * HLL_M / acc
@@ -381,71 +397,71 @@ def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X,
             while rank <= 64 - HLL_BITS and (rest & np.uint64(1 << 63)) == np.uint64(0):
                 rest = rest << np.uint64(1)
                 rank += 1
-            if rank > ent.hll[s, idx]:
-                ent.hll[s, idx] = rank
+            word = R_HLL + (idx >> 3)
+            shift = np.uint64(8 * (idx & 7))
+            cur = (ent.u[s, word] >> shift) & np.uint64(0xFF)
+            if np.uint64(rank) > cur:
+                ent.u[s, word] = (ent.u[s, word] & ~(np.uint64(0xFF) << shift)) | (np.uint64(rank) << shift)
 
     # ---- delayed-label risk (labels released so far)
     if col[e, O_F30] >= 0 or col[e, O_FRATE30] >= 0:
-        lab = ent.lab
-        dtl = max(t - lab[s, L_T], 0.0)
+        dtl = max(t - ent.f[s, R_LAB + L_T], 0.0)
         d7 = math.exp(-dtl / TAU_7D)
         d30 = math.exp(-dtl / TAU_30D)
-        f30 = lab[s, L_F30] * d30
-        n30 = lab[s, L_N30] * d30
-        _put(X, i, col[e, O_F7], lab[s, L_F7] * d7)
+        f30 = ent.f[s, R_LAB + L_F30] * d30
+        n30 = ent.f[s, R_LAB + L_N30] * d30
+        _put(X, i, col[e, O_F7], ent.f[s, R_LAB + L_F7] * d7)
         _put(X, i, col[e, O_F30], f30)
         _put(X, i, col[e, O_N30], n30)
         _put(X, i, col[e, O_FRATE30], _rate(f30, n30))
-        _put(X, i, col[e, O_FAMT30], lab[s, L_FAMT30] * d30)
-        lf = lab[s, L_LAST_FRAUD]
+        _put(X, i, col[e, O_FAMT30], ent.f[s, R_LAB + L_FAMT30] * d30)
+        lf = ent.f[s, R_LAB + L_LAST_FRAUD]
         if lf == lf:
             _put(X, i, col[e, O_DAYS_SINCE_FRAUD], (t - lf) / DAY)
 
     # ---- geography: distance and implied speed from the previous located event
     if col[e, O_GEO_DIST] >= 0 and la == la and lo == lo:
-        g = ent.geo
-        pts = g[s, 2]
+        pts = ent.f[s, R_GEO + 2]
         if pts == pts:
-            dist = _haversine(g[s, 0], g[s, 1], la, lo)
+            dist = _haversine(ent.f[s, R_GEO + 0], ent.f[s, R_GEO + 1], la, lo)
             _put(X, i, col[e, O_GEO_DIST], dist)
             hours = max((t - pts) / HOUR, _MIN_TRAVEL_H)
             _put(X, i, col[e, O_GEO_SPEED], dist / hours)
             dc = math.exp(-max(t - pts, 0.0) / TAU_30D)
-            g[s, 3] *= dc
-            g[s, 4] *= dc
-            g[s, 5] *= dc
-            if g[s, 3] > 1e-9:
-                _put(X, i, col[e, O_GEO_CENTROID], _haversine(g[s, 4] / g[s, 3], g[s, 5] / g[s, 3], la, lo))
-        g[s, 0] = la
-        g[s, 1] = lo
-        g[s, 2] = float(t)
-        g[s, 3] += 1.0
-        g[s, 4] += la
-        g[s, 5] += lo
+            ent.f[s, R_GEO + 3] *= dc
+            ent.f[s, R_GEO + 4] *= dc
+            ent.f[s, R_GEO + 5] *= dc
+            if ent.f[s, R_GEO + 3] > 1e-9:
+                _put(X, i, col[e, O_GEO_CENTROID], _haversine(ent.f[s, R_GEO + 4] / ent.f[s, R_GEO + 3], ent.f[s, R_GEO + 5] / ent.f[s, R_GEO + 3], la, lo))
+        ent.f[s, R_GEO + 0] = la
+        ent.f[s, R_GEO + 1] = lo
+        ent.f[s, R_GEO + 2] = float(t)
+        ent.f[s, R_GEO + 3] += 1.0
+        ent.f[s, R_GEO + 4] += la
+        ent.f[s, R_GEO + 5] += lo
     if mcc >= 0:
-        ent.mcc[s] = mcc
-    ent.last[s] = t
+        ent.f[s, R_MCC] = float(mcc)
+    ent.f[s, R_LAST] = t
 
 
 @njit_inline
 def _pair_features(pair, p, s, t, a, colP, X, i):  # pragma: no cover - compiled
-    ag = pair.agg
-    nlife = ag[s, 2]
+    nlife = pair.f[s, Q_N]
     _put(X, i, colP[p, P_N], nlife)
     _put(X, i, colP[p, P_FIRST], 1.0 if nlife == 0.0 else 0.0)
-    d = math.exp(-max(t - pair.last[s], 0) / TAU_30D)
-    c = ag[s, 0] * d
-    sm = ag[s, 1] * d
+    d = math.exp(-max(t - pair.f[s, Q_LAST], 0) / TAU_30D)
+    c = pair.f[s, Q_C30] * d
+    sm = pair.f[s, Q_S30] * d
     _put(X, i, colP[p, P_COUNT30], c)
     if nlife > 0.0:
         if c > 1e-9:
             _put(X, i, colP[p, P_RATIO30], a / max(sm / c, _MIN_AMOUNT))
-        _put(X, i, colP[p, P_SECS], (t - pair.last[s]) / 1000.0)
-        _put(X, i, colP[p, P_AGE], (t - pair.first[s]) / DAY)
-    ag[s, 0] = c + 1.0
-    ag[s, 1] = sm + a
-    ag[s, 2] = nlife + 1.0
-    pair.last[s] = t
+        _put(X, i, colP[p, P_SECS], (t - pair.f[s, Q_LAST]) / 1000.0)
+        _put(X, i, colP[p, P_AGE], (t - pair.f[s, Q_FIRST]) / DAY)
+    pair.f[s, Q_C30] = c + 1.0
+    pair.f[s, Q_S30] = sm + a
+    pair.f[s, Q_N] = nlife + 1.0
+    pair.f[s, Q_LAST] = t
 
 
 @njit_inline

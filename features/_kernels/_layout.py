@@ -8,7 +8,7 @@ as a constant. Changing any of it changes the snapshot layout: bump
 from __future__ import annotations
 
 #: Bump on any change below (or to the meaning of a state array).
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 
 #: Full entities, in state order. Each gets the same wide state row.
 ENTITIES: tuple[str, ...] = ("card", "customer", "merchant", "terminal", "device", "ip", "bin")
@@ -150,3 +150,26 @@ TAU_24H = 1.0 * DAY
 #: Fraud-rate smoothing: prior rate and its weight in pseudo-labels.
 RATE_PRIOR = 0.01
 RATE_STRENGTH = 2.0
+
+# --- packed entity row: one contiguous row of 64-bit words per entity, read
+# as float64 (``f``) or uint64 (``u``) views of the same buffer, so one entity
+# access touches ~10 adjacent cache lines instead of 15 scattered arrays.
+# Times are float64 ms (exact below 2**53 ms, i.e. for 285,000 years).
+R_LAST = 0  # last event (tx or label), for the TTL
+R_FIRST = 1  # first seen
+R_AGG_T = 2  # time the decayed aggregates refer to
+R_RING_N = 3  # events since first seen
+R_MCC = 4  # last MCC seen (-1 none)
+R_AGG = 5  # 3 * NW: decayed count, sum, sum of squares per window
+R_RTS = R_AGG + 3 * NW  # K ring timestamps
+R_RAMT = R_RTS + K  # K ring amounts
+R_RCP = R_RAMT + K  # K ring counterparty keys (uint64 view)
+R_RAUX = R_RCP + K  # K ring second keys (uint64 view)
+R_HLL = R_RAUX + K  # HLL_M one-byte registers packed 8 per word (uint64 view)
+R_GEO = R_HLL + HLL_M // 8
+R_MIX = R_GEO + GEO_W
+R_LAB = R_MIX + MIX_W
+ROW_W = R_LAB + LAB_W
+# --- pair row (float64)
+Q_LAST, Q_FIRST, Q_C30, Q_S30, Q_N = range(5)
+PROW_W = 5
