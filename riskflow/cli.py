@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 #: name -> ("module:attribute", help) for `riskflow bench NAME`; each prints JSON with --json.
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "models": ("riskflow.commands.bench_models:models", "Inference tx/s of each model member and the ensemble."),
+    "stream": ("riskflow.commands.bench_stream:stream", "Worker tx/s and end-to-end latency next to a null pipeline."),
     "features": ("riskflow.commands.features:bench_features", "Feature-engine tx/s vs a pandas baseline."),
     "simulate": ("riskflow.commands.bench_simulate:simulate", "Simulator tx/s, Parquet writing included."),
 }

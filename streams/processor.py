@@ -34,6 +34,7 @@ from riskflow.batch import LabelBatch, TxBatch
 from riskflow.errors import ValidationError
 from riskflow.pipeline import DECISION_NAMES, DecisionBatch
 from riskflow.schema import parse_label, parse_transaction
+from riskflow.streams._batch import tx_batch
 
 __all__ = [
     "InRecord",
@@ -47,7 +48,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Layout version of :meth:`StreamProcessor.snapshot`; bump on any change.
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 #: Labelled-transaction fields kept per tx_id (all numeric: no raw ids kept).
 _LOOKUP_FIELDS = ("ts", "amount", "card", "customer", "merchant", "terminal", "device", "ip")
 
@@ -258,7 +259,7 @@ class StreamProcessor:
         out.timings_ms["validate"] = (t1 - t0) * 1e3
         if not good:
             return out
-        tx = TxBatch.from_records(good)
+        tx = tx_batch(good)
         t2 = time.perf_counter()
         out.timings_ms["batch"] = (t2 - t1) * 1e3
         labels = self._take_labels()
@@ -330,30 +331,47 @@ class StreamProcessor:
     # -- state -----------------------------------------------------------------
 
     def snapshot(self) -> bytes:
-        """State and the input positions it reflects, as one blob."""
+        """State and the input positions it reflects, as one blob (no pickle)."""
+        ids = list(self._lookup)
+        rows = list(self._lookup.values())
+        ts = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        amount = np.fromiter((r[1] for r in rows), np.float64, len(rows))
+        keys = np.array([r[2:] for r in rows], dtype=np.uint64).reshape(len(rows), len(_LOOKUP_FIELDS) - 2)
         head = {
             "version": SNAPSHOT_VERSION,
             "positions": self.positions,
-            "lookup": [[k, list(map(_num, v))] for k, v in self._lookup.items()],
+            "lookup_ids": ids,
             "pending": [[t, lt, lab, list(map(_num, row))] for t, lt, lab, row in self._pending],
             "labels_unmatched": self.labels_unmatched,
         }
-        head_b = orjson.dumps(head)
-        engine = self.scoring.snapshot()
-        return len(head_b).to_bytes(8, "little") + head_b + engine
+        parts = [orjson.dumps(head), ts.tobytes(), amount.tobytes(), keys.tobytes(), self.scoring.snapshot()]
+        return b"".join(len(p).to_bytes(8, "little") + p for p in parts)
 
     def restore(self, data: bytes) -> None:
         """Load a :meth:`snapshot` (from this or an identically configured worker)."""
-        n = int.from_bytes(data[:8], "little")
-        head = orjson.loads(data[8 : 8 + n])
-        if head.get("version") != SNAPSHOT_VERSION:
+        parts = []
+        at = 0
+        while at < len(data):
+            size = int.from_bytes(data[at : at + 8], "little")
+            parts.append(data[at + 8 : at + 8 + size])
+            at += 8 + size
+        try:
+            head = orjson.loads(parts[0])
+        except (IndexError, orjson.JSONDecodeError):
+            head = {}
+        if head.get("version") != SNAPSHOT_VERSION or len(parts) != 5:
             raise ValueError(
                 f"Snapshot layout version {head.get('version')!r} is not {SNAPSHOT_VERSION}; "
                 "delete the state directory to rebuild state from the topics."
             )
-        self.scoring.restore(data[8 + n :])
+        self.scoring.restore(parts[4])
+        ts = np.frombuffer(parts[1], np.int64).tolist()
+        amount = np.frombuffer(parts[2], np.float64).tolist()
+        keys = np.frombuffer(parts[3], np.uint64).reshape(len(ts), len(_LOOKUP_FIELDS) - 2).tolist()
         self.positions = {k: int(v) for k, v in head["positions"].items()}
-        self._lookup = OrderedDict((k, _row(v)) for k, v in head["lookup"])
+        self._lookup = OrderedDict(
+            (i, (t, a, *k)) for i, t, a, k in zip(head["lookup_ids"], ts, amount, keys, strict=True)
+        )
         self._pending = [(t, int(lt), int(lab), _row(r)) for t, lt, lab, r in head["pending"]]
         self.labels_unmatched = int(head["labels_unmatched"])
 

@@ -3,18 +3,40 @@
 :class:`PipelineScoring` adapts :class:`riskflow.pipeline.ScoringPipeline`
 (features -> ensemble -> policy, the one function replay also calls) to what
 :class:`~riskflow.streams.processor.StreamProcessor` needs: snapshots of the
-feature state and live policy updates.
+feature state and live policy updates from the compacted policy topic.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import orjson
+
 from riskflow.batch import LabelBatch, TxBatch
 from riskflow.config import Config
 from riskflow.pipeline import DecisionBatch, ScoringPipeline
 
-__all__ = ["PipelineScoring", "load_scoring"]
+__all__ = ["PipelineScoring", "Thresholds", "load_scoring"]
+
+
+class Thresholds:
+    """Two thresholds: score >= t_decline declines, >= t_review reviews, else approves.
+
+    Used when :mod:`riskflow.policies` offers no ``ThresholdPolicy``.
+
+    >>> Thresholds(0.5, 0.9).decide(np.array([0.1, 0.5, 0.95])).tolist()
+    [0, 1, 2]
+    """
+
+    def __init__(self, t_review: float, t_decline: float, version: str = "config") -> None:
+        self.t_review = t_review
+        self.t_decline = t_decline
+        self.version = version
+
+    def decide(self, scores: np.ndarray) -> np.ndarray:
+        s = np.asarray(scores)
+        return np.where(s >= self.t_decline, 2, np.where(s >= self.t_review, 1, 0)).astype(np.int8)
 
 
 class PipelineScoring:
@@ -33,15 +55,25 @@ class PipelineScoring:
         return bytes(self.pipeline.engine.snapshot())  # type: ignore[attr-defined]
 
     def restore(self, data: bytes) -> None:
-        self.pipeline.engine = type(self.pipeline.engine).restore(data)  # type: ignore[attr-defined]
+        eng: Any = self.pipeline.engine
+        self.pipeline.engine = type(eng).restore(
+            data, getattr(eng, "config", None), features=getattr(eng, "_features", None)
+        )
 
     def apply_policy(self, key: bytes | None, value: bytes | None) -> str | None:
+        """Apply one policy-topic value (riskflow.policies' encoding, else threshold JSON)."""
         if value is None:
             return None
-        from riskflow.policies import decode_policy_update  # type: ignore[attr-defined]
-
-        update: Any = decode_policy_update(value)
-        holder = self.pipeline.policy
+        try:
+            from riskflow.policies import decode_policy_update  # type: ignore[attr-defined]
+        except ImportError:
+            d = orjson.loads(value)
+            update: Any = Thresholds(
+                float(d["t_review"]), float(d["t_decline"]), str(d.get("version", "unversioned"))
+            )
+        else:
+            update = decode_policy_update(value)
+        holder: Any = self.pipeline.policy
         if hasattr(holder, "update"):
             holder.update(update)
         else:
@@ -51,11 +83,19 @@ class PipelineScoring:
 
 def load_scoring(config: Config) -> PipelineScoring:
     """Feature engine, trained model (``config.model.path``) and threshold policy."""
-    from riskflow.features import FeatureEngine  # type: ignore[attr-defined]
+    from riskflow.features import FeatureEngine
     from riskflow.models import load_model
-    from riskflow.policies import ThresholdPolicy  # type: ignore[attr-defined]
 
     engine = FeatureEngine(config.features)
-    model = load_model(config.model.path, expected_catalogue_hash=engine.catalogue_hash)
-    policy = ThresholdPolicy(config.policy.t_review, config.policy.t_decline)
+    model = load_model(
+        config.model.path,
+        expected_catalogue_hash=engine.catalogue_hash,
+        num_threads=config.model.num_threads,
+    )
+    try:
+        from riskflow.policies import ThresholdPolicy  # type: ignore[attr-defined]
+
+        policy: Any = ThresholdPolicy(config.policy.t_review, config.policy.t_decline)
+    except ImportError:
+        policy = Thresholds(config.policy.t_review, config.policy.t_decline)
     return PipelineScoring(ScoringPipeline(engine, model, policy))

@@ -1,0 +1,133 @@
+"""StreamProcessor without Kafka: validation, dead letters, fallback, labels, state."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import orjson
+import pytest
+
+from riskflow.streams._batch import tx_batch
+from riskflow.batch import TxBatch
+from riskflow.schema import validate_transaction
+from riskflow.streams.processor import InRecord, StreamProcessor
+from riskflow.streams.reference import CountingScorer
+
+T0 = 1_767_268_800_000
+
+
+def tx(i: int, **kw: object) -> dict:
+    return {"schema_version": 1, "tx_id": f"t{i}", "event_time": T0 + i, "card_token": f"c{i % 3}",
+            "merchant_id": f"m{i % 2}", "amount": 10.0 + i, **kw}
+
+
+def rec(i: int, value: bytes | None, topic: str = "tx", part: int = 0) -> InRecord:
+    return InRecord(topic, part, i, T0, None, value)
+
+
+def recs(values: list[bytes | None], start: int = 0, **kw: object) -> list[InRecord]:
+    return [rec(start + i, v, **kw) for i, v in enumerate(values)]  # type: ignore[arg-type]
+
+
+def test_one_decision_per_valid_record_and_dead_letters_for_the_rest() -> None:
+    p = StreamProcessor(CountingScorer())
+    bad = [b"{nope", orjson.dumps({**tx(90), "schema_version": 7}), orjson.dumps([1]), None,
+           b"x" * 70_000, orjson.dumps({**tx(91), "card_token": "4111111111111111"})]
+    values = [orjson.dumps(tx(i)) for i in range(5)] + bad
+    out = p.process_transactions(recs(values))
+    assert [d["tx_id"] for d in out.decisions] == [f"t{i}" for i in range(5)]
+    assert len(out.dead_letters) == len(bad)
+    body = orjson.loads(out.dead_letters[0][1])
+    assert body["source"] == {"topic": "tx", "partition": 0, "offset": 5, "timestamp_ms": T0}
+    assert base64.b64decode(body["original_b64"]) == b"{nope"
+    assert orjson.loads(out.dead_letters[1][1])["error"]["field"] == "schema_version"
+    assert all(b"4111111111111111" not in v for _, v in out.dead_letters)
+    assert p.positions == {"tx/0": len(values)}
+    d = out.decisions[0]
+    assert d["source"] == {"partition": 0, "offset": 0} and d["event_time"] == T0
+    assert d["decision"] in ("approve", "review", "decline") and d["fallback"] is False
+
+
+def test_redelivered_records_are_skipped_not_decided_twice() -> None:
+    p = StreamProcessor(CountingScorer())
+    values = [orjson.dumps(tx(i)) for i in range(4)]
+    p.process_transactions(recs(values))
+    again = p.process_transactions(recs(values[2:], start=2) + recs([orjson.dumps(tx(4))], start=4))
+    assert [d["tx_id"] for d in again.decisions] == ["t4"]
+    assert again.skipped == 2
+
+
+@pytest.mark.parametrize("fallback", ["approve", "decline"])
+def test_scoring_failure_emits_flagged_fallback_for_every_transaction(fallback: str) -> None:
+    p = StreamProcessor(CountingScorer(fail_on="t1"), fallback_decision=fallback)
+    out = p.process_transactions(recs([orjson.dumps(tx(i)) for i in range(3)]))
+    assert out.fallback == 3
+    assert [d["decision"] for d in out.decisions] == [fallback] * 3
+    assert all(d["fallback"] and d["score"] is None for d in out.decisions)
+    orjson.dumps(out.decisions)  # JSON-ready
+
+
+def test_bad_fallback_setting_is_refused() -> None:
+    with pytest.raises(ValueError, match="fallback_decision"):
+        StreamProcessor(CountingScorer(), fallback_decision="maybe")
+
+
+def test_labels_join_their_transaction_and_reach_the_features() -> None:
+    p = StreamProcessor(CountingScorer())
+    p.process_transactions(recs([orjson.dumps(tx(0)), orjson.dumps(tx(3))]))  # both card c0
+    lab = {"tx_id": "t0", "label": 1, "label_time": T0 + 5}
+    unknown = {"tx_id": "nope", "label": 1, "label_time": T0 + 5}
+    out = p.process_labels(recs([orjson.dumps(lab), orjson.dumps(unknown), b"{"], topic="lab"))
+    assert len(out.dead_letters) == 1 and p.labels_unmatched == 1
+    d = p.process_transactions(recs([orjson.dumps(tx(6))], start=2)).decisions[0]
+    frauds = {c["code"]: c["value"] for c in d["reasons"]}["card_frauds"]
+    assert frauds == 1
+
+
+def test_snapshot_restore_continues_identically() -> None:
+    values = [orjson.dumps(tx(i)) for i in range(40)]
+    label = orjson.dumps({"tx_id": "t3", "label": 1, "label_time": T0 + 4})
+    straight = StreamProcessor(CountingScorer())
+    straight.process_transactions(recs(values[:20]))
+    straight.process_labels(recs([label], topic="lab"))
+    blob = straight.snapshot()
+    expected = straight.process_transactions(recs(values[20:], start=20)).decisions
+
+    resumed = StreamProcessor(CountingScorer())
+    resumed.restore(blob)
+    assert resumed.positions == {"tx/0": 20, "lab/0": 1}
+    got = resumed.process_transactions(recs(values[20:], start=20)).decisions
+    assert [d["reasons"] for d in got] == [d["reasons"] for d in expected]
+    assert [d["score"] for d in got] == [d["score"] for d in expected]
+
+
+def test_snapshot_of_another_layout_is_refused() -> None:
+    with pytest.raises(ValueError, match="delete the state directory"):
+        StreamProcessor(CountingScorer()).restore(b"\x02\x00\x00\x00\x00\x00\x00\x00{}")
+
+
+def test_gaps_and_unknown_partitions() -> None:
+    p = StreamProcessor(CountingScorer())
+    p.positions = {"tx/0": 10, "tx/1": 5}
+    first = {("tx", 0): 10, ("tx", 1): 8, ("tx", 2): 3}
+    assert p.unknown(first) == [("tx", 2)]
+    assert p.gaps(first, {("tx", 2): 0}) == {("tx", 1): (5, 8), ("tx", 2): (0, 3)}
+    assert p.is_new(rec(10, b"")) and not p.is_new(rec(9, b""))
+
+
+def test_fast_batch_matches_txbatch_from_records() -> None:
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(200):
+        r = tx(i, customer_id=None if i % 4 == 0 else f"cu{i % 9}", device_id=f"d{i % 5}" if i % 3 else None,
+               ip="10.0.0.%d" % (i % 7), mcc=None if i % 5 == 0 else int(rng.integers(0, 9999)),
+               channel=[None, "pos", "ecom", "ATM"][i % 4], entry_mode=[None, "chip", "cnp"][i % 3],
+               country="de" if i % 2 else None, currency="EUR", card_bin="412345" if i % 2 else None)
+        if i % 6 == 0:
+            r.update(lat=48.1, lon=11.5)
+        rows.append(validate_transaction(r))
+    fast, slow = tx_batch(rows), TxBatch.from_records(rows)
+    for name, a, b in zip(TxBatch._fields, fast, slow, strict=True):
+        assert a.dtype == b.dtype, name
+        np.testing.assert_array_equal(a, b, err_msg=name)
