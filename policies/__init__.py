@@ -30,7 +30,14 @@ from riskflow.policies.artifact import (
 )
 from riskflow.policies.controller import RateController
 from riskflow.policies.cost import CostModel, cost_breakdown, effective_decisions
-from riskflow.policies.decide import APPROVE, DECISION_NAMES, DECLINE, REVIEW, ThresholdPolicy, decide
+from riskflow.policies.decide import (
+    APPROVE,
+    DECISION_NAMES,
+    DECLINE,
+    REVIEW,
+    ThresholdPolicy,
+    decide,
+)
 from riskflow.policies.exceptions import PolicyArtifactError, PolicyConfigError, PolicyError
 from riskflow.policies.guardrails import FallbackMonitor, Guardrails, check_violations
 from riskflow.policies.static import optimise_static

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
-
 from riskflow.policies.controller import RateController
 from riskflow.policies.cost import CostModel
 from riskflow.policies.decide import ThresholdPolicy, expit, logit

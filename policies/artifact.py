@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-
 from riskflow.policies.agent import ActorProposer, NumpyActor, OnlineAgent, StaticProposer
 from riskflow.policies.cost import CostModel
 from riskflow.policies.decide import ThresholdPolicy

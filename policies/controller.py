@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
-
 from riskflow.policies.decide import ThresholdPolicy
 from riskflow.policies.exceptions import bad_param
 
@@ -36,6 +35,10 @@ class RateController:
         Share of payments to decline; ``None`` keeps the static ``t_decline``.
     window
         Intervals of recent scores the quantiles are taken over.
+    target_reviews_per_interval
+        If given, the review target as a count per interval (e.g. the review
+        capacity); it overrides ``target_review_rate``, as a rate of the
+        recent volume.
     """
 
     def __init__(
@@ -44,6 +47,7 @@ class RateController:
         target_review_rate: float | None,
         target_decline_rate: float | None = None,
         window: int = 3,
+        target_reviews_per_interval: float | None = None,
     ) -> None:
         for name, v in (("target_review_rate", target_review_rate),
                         ("target_decline_rate", target_decline_rate)):
@@ -55,6 +59,7 @@ class RateController:
         self.target_review_rate = target_review_rate
         self.target_decline_rate = target_decline_rate
         self.window = window
+        self.target_reviews_per_interval = target_reviews_per_interval
         self._buf: deque[np.ndarray] = deque(maxlen=window)
 
     def propose(self, scores: np.ndarray) -> ThresholdPolicy:
@@ -68,8 +73,11 @@ class RateController:
         if self.target_decline_rate is not None:
             td = float(np.quantile(s, 1 - self.target_decline_rate))
         tr = self.static.t_review
-        if self.target_review_rate is not None:
+        rate = self.target_review_rate
+        if self.target_reviews_per_interval is not None:
+            rate = min(self.target_reviews_per_interval * len(self._buf) / s.size, 1.0)
+        if rate is not None:
             above_d = float(np.mean(s >= td))
-            tr = float(np.quantile(s, max(0.0, 1 - above_d - self.target_review_rate)))
+            tr = float(np.quantile(s, max(0.0, 1 - above_d - rate)))
         tr = min(tr, td)
         return ThresholdPolicy(tr, td, self.static.version, "controller")

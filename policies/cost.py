@@ -31,7 +31,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-
 from riskflow.policies.decide import APPROVE, DECLINE, REVIEW
 from riskflow.policies.exceptions import bad_param
 
@@ -106,14 +105,20 @@ def _overflow_mask(decisions: np.ndarray, ts: np.ndarray, capacity: float) -> np
     if not math.isfinite(capacity):
         return out
     rev = np.flatnonzero(decisions == REVIEW)
-    if rev.size == 0:
+    cap = int(capacity)
+    if rev.size <= cap:  # no hour can hold more reviews than there are
         return out
-    order = rev[np.argsort(ts[rev], kind="stable")]
+    t = ts[rev]
+    order = rev if np.all(t[1:] >= t[:-1]) else rev[np.argsort(t, kind="stable")]
     hour = ts[order] // HOUR_MS
-    starts = np.r_[0, np.flatnonzero(np.diff(hour)) + 1]
-    first = np.repeat(starts, np.diff(np.r_[starts, order.size]))
-    rank = np.arange(order.size) - first  # 0-based position of the review in its hour
-    out[order[rank >= int(capacity)]] = True
+    if hour[0] == hour[-1]:
+        out[order[cap:]] = True
+        return out
+    change = np.flatnonzero(hour[1:] != hour[:-1]) + 1
+    starts = np.concatenate(([0], change))
+    lengths = np.diff(np.concatenate((starts, [order.size])))
+    rank = np.arange(order.size) - np.repeat(starts, lengths)  # position of the review in its hour
+    out[order[rank >= cap]] = True
     return out
 
 

@@ -22,7 +22,6 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-
 from riskflow.policies.decide import ThresholdPolicy, expit, logit
 from riskflow.policies.exceptions import bad_param
 
@@ -51,11 +50,11 @@ class Guardrails:
     """
 
     max_step: float = 0.5
-    t_review_min: float = 0.005
-    t_review_max: float = 0.95
-    t_decline_min: float = 0.05
+    t_review_min: float = 0.001
+    t_review_max: float = 0.9
+    t_decline_min: float = 0.01
     t_decline_max: float = 0.999
-    max_decline_rate: float = 0.02
+    max_decline_rate: float = 0.03
     fallback_margin: float = 0.10
     fallback_min_cost: float = 1.0
     fallback_cooldown: int = 24

@@ -12,9 +12,10 @@
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from riskflow.policies.cost import CostModel, cost_breakdown
+import numpy as np
+from riskflow.policies.cost import HOUR_MS, CostModel, cost_breakdown, per_transaction_costs
 from riskflow.policies.decide import ThresholdPolicy, decide
 from riskflow.policies.exceptions import bad_param
 
@@ -59,10 +60,59 @@ def optimise_static(
     y = np.asarray(labels).astype(np.int8)
     t = np.asarray(ts, dtype=np.int64)
     grid = threshold_grid(s, grid_size)
+    approx = _pair_costs(s, a, y, t, grid, cm)
+    # the vectorised costs are exact for the penalty rule; spill rules are
+    # approximated there, so the best few pairs are re-costed exactly
+    iu = np.argsort(approx, axis=None)[:12]
     best = (np.inf, 1.0, 1.0)
-    for i, tr in enumerate(grid):
-        for td in grid[i:]:
-            c = cost_breakdown(decide(s, tr, td), a, y, t, model=cm)["total"]
-            if c < best[0]:
-                best = (c, float(tr), float(td))
+    for flat in iu:
+        i, j = np.unravel_index(flat, approx.shape)
+        if not np.isfinite(approx[i, j]):
+            continue
+        tr, td = float(grid[i]), float(grid[j])
+        c = cost_breakdown(decide(s, tr, td), a, y, t, model=cm)["total"]
+        if c < best[0]:
+            best = (c, tr, td)
     return ThresholdPolicy(min(best[1], 1.0), min(best[2], 1.0), version=version, source="static")
+
+
+def _pair_costs(s: np.ndarray, a: np.ndarray, y: np.ndarray, ts: np.ndarray, grid: np.ndarray,
+                cm: CostModel) -> np.ndarray:
+    """``(G, G)`` total cost of each (t_review=grid[i], t_decline=grid[j]); inf where i > j."""
+    c = per_transaction_costs(a, y, cm)
+    # bucket b = number of grid values <= score: decisions change only between buckets
+    b = np.searchsorted(grid, s, side="right")
+    G = grid.size
+    per_bucket = np.stack([np.bincount(b, weights=c[:, k], minlength=G + 1) for k in range(3)])
+    cum = np.concatenate([np.zeros((3, 1)), np.cumsum(per_bucket, axis=1)], axis=1)  # sum over b < m
+    # a score is >= grid[i] iff its bucket > i
+    below = cum[:, 1 : G + 1]  # [k, i] = sum of cost k over scores < grid[i]
+    total = cum[:, -1][:, None]
+    i = np.arange(G)[:, None]
+    j = np.arange(G)[None, :]
+    approve = below[0][i]
+    review = below[1][j] - below[1][i]
+    decline = total[2] - below[2][j]
+    out = approve + review + decline
+    cap = cm.review_capacity_per_hour
+    if math.isfinite(cap):
+        hour = (ts // HOUR_MS)
+        _, h = np.unique(hour, return_inverse=True)
+        counts = np.zeros((h.max() + 1 if h.size else 1, G + 1))
+        np.add.at(counts, (h, b), 1.0)
+        above = counts[:, ::-1].cumsum(axis=1)[:, ::-1]  # [h, m] = scores with bucket >= m
+        ge = above[:, 1 : G + 1]  # [h, i] = scores >= grid[i]
+        over = np.zeros((G, G))
+        for ii in range(G):
+            rev = ge[:, ii : ii + 1] - ge[:, ii:]
+            over[ii, ii:] = np.maximum(rev - int(cap), 0).sum(axis=0)
+        if cm.overflow_rule == "penalty":
+            out = out + cm.overflow_penalty * over
+        else:
+            k = 0 if cm.overflow_rule == "approve" else 2
+            n_band = (ge.sum(axis=0)[:, None] - ge.sum(axis=0)[None, :])
+            band_k = below[k][j] - below[k][i]
+            mean_spill = np.where(n_band > 0, band_k / np.maximum(n_band, 1), 0.0)
+            out = out + over * (mean_spill - cm.review_cost)
+    out = np.where(j >= i, out, np.inf)
+    return out

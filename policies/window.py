@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-
 from riskflow.policies.cost import CostModel, effective_decisions, per_transaction_costs
 from riskflow.policies.decide import DECLINE, REVIEW, ThresholdPolicy, decide, logit
 
@@ -79,6 +78,7 @@ class Reference:
     static_t_review: float
     static_t_decline: float
     decline_rate: float = 0.001
+    review_rate: float = 0.01
 
     @classmethod
     def fit(
@@ -102,6 +102,7 @@ class Reference:
             static_t_review=static.t_review,
             static_t_decline=static.t_decline,
             decline_rate=max(float(np.mean(s >= static.t_decline)) if len(s) else 0.0, 1e-4),
+            review_rate=float(np.mean((s >= static.t_review) & (s < static.t_decline))) if len(s) else 0.0,
         )
 
     def static_policy(self) -> ThresholdPolicy:
