@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "features": ("riskflow.commands.features:features", "List the feature catalogue (--json for machines)."),
     "simulate": ("riskflow.commands.simulate:simulate", "Simulate card payments with fraud scenarios, delayed labels and drift."),
     "worker": ("riskflow.commands.worker:worker", "Stream processor: consume transactions, emit decisions."),
+    "policy": ("riskflow.commands.policy:policy", "Train and evaluate the adaptive-threshold RL agent."),
 }
 
 #: name -> ("module:attribute", help) for `riskflow bench NAME`; each prints JSON with --json.
