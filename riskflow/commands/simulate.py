@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from riskflow.simulate.config import DRIFTS, PRESETS
+from riskflow.simulate.config import DRIFTS, PRESETS, SCENARIOS
 
 
 @click.command()
@@ -31,6 +31,12 @@ from riskflow.simulate.config import DRIFTS, PRESETS
     type=click.FloatRange(0.0, 1.0),
     help="Share of fraud never reported [default: 0.2].",
 )
+@click.option(
+    "--mix",
+    metavar="NAME=W,...",
+    help="Scenario shares of fraud, e.g. card_testing=2,skimming=1 (others 0). "
+    f"Names: {', '.join(SCENARIOS)}.",
+)
 @click.option("--drift", type=click.Choice(DRIFTS), default="none", show_default=True)
 @click.option(
     "--drift-start-day",
@@ -48,6 +54,7 @@ def simulate(
     seed: int,
     fraud_rate: float | None,
     unreported_share: float | None,
+    mix: str | None,
     drift: str,
     drift_start_day: int | None,
     start_date: str | None,
@@ -71,6 +78,7 @@ def simulate(
         "seed": seed,
         "fraud_rate": fraud_rate,
         "unreported_share": unreported_share,
+        "scenario_mix": _parse_mix(mix),
         "drift": drift,
         "drift_start_day": drift_start_day,
         "start_date": start_date,
@@ -91,6 +99,22 @@ def simulate(
         click.echo(json.dumps(summary.to_dict()))
         return
     _print_summary(summary.to_dict())
+
+
+def _parse_mix(text: str | None) -> dict[str, float] | None:
+    if text is None:
+        return None
+    mix: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, weight = part.partition("=")
+        try:
+            mix[name.strip()] = float(weight) if sep else 1.0
+        except ValueError:
+            raise click.BadParameter(
+                f"{part!r} is not NAME=WEIGHT; write e.g. card_testing=2,skimming=1.",
+                param_hint="--mix",
+            ) from None
+    return mix
 
 
 class _Bar:

@@ -427,6 +427,16 @@ def simulate(
     ``label_time``), ``customers.parquet``, ``cards.parquet``,
     ``merchants.parquet``, ``terminals.parquet`` and ``manifest.json``.
 
+    Transactions carry the canonical columns plus two ground-truth columns the
+    engine never reads: ``is_fraud`` (int8) and ``fraud_scenario`` ("" when
+    legitimate). Card-present rows (pos, atm) carry the terminal's ``lat`` /
+    ``lon``; online rows (ecom, moto, p2p) have null ``lat``/``lon`` (no IP
+    geolocation is invented). ``device_id`` and ``ip`` are set for ecom and
+    p2p and null otherwise. Amounts are in the merchant country's currency.
+    Labels: ``label=1`` for reported fraud (the whole incident reported at
+    once, a lognormal delay after its last transaction); ``label=0`` for a
+    few disputes found legitimate. Unreported fraud has no label.
+
     Parameters
     ----------
     config

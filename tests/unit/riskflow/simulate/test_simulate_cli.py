@@ -54,3 +54,15 @@ def test_bench_simulate_prints_json(tmp_path: Path) -> None:
     assert res["tx_per_s"] > 0 and res["transactions"] > 10_000 and res["bytes_written"] > 0
     r = CliRunner().invoke(main, ["bench", "simulate", "--preset", "demo", "--no-write", "--json"])
     assert json.loads(r.output)["write"] is False
+
+
+def test_mix_option_selects_scenarios(tmp_path: Path) -> None:
+    args = ["simulate", "--out", str(tmp_path), "--customers", "800", "--days", "4", "--json"]
+    r = CliRunner().invoke(main, [*args, "--fraud-rate", "0.05", "--mix", "card_testing=1"])
+    assert r.exit_code == 0, r.output
+    counts = json.loads(r.output)["scenario_counts"]
+    assert counts["card_testing"] > 0 and sum(counts.values()) == counts["card_testing"]
+    r = CliRunner().invoke(main, [*args, "--overwrite", "--mix", "card_testing=lots"])
+    assert r.exit_code != 0 and "NAME=WEIGHT" in r.output
+    r = CliRunner().invoke(main, [*args, "--overwrite", "--mix", "phishing=1"])
+    assert r.exit_code != 0 and "keyed by scenario names" in r.output
