@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from policies_testkit import COST, reference, stream
+from riskflow.policies import (
+    ActorProposer,
+    FallbackMonitor,
+    Guardrails,
+    OnlineAgent,
+    PolicyConfigError,
+    ThresholdPolicy,
+    check_violations,
+)
+from riskflow.policies.backtest import run_policy
+from riskflow.policies.decide import logit
+
+G = Guardrails(max_step=0.4, t_review_min=0.01, t_review_max=0.8, t_decline_min=0.3,
+               t_decline_max=0.99, max_decline_rate=0.02)
+
+
+class Adversary:
+    """Always asks for the most extreme thresholds, flipping between both ends."""
+
+    def __init__(self) -> None:
+        self.i = 0
+
+    def __call__(self, obs):
+        self.i += 1
+        sign = 1.0 if (self.i // 3) % 2 else -1.0
+        return np.array([sign, -sign]) * 50.0  # far outside the action box on purpose
+
+
+@pytest.mark.parametrize("max_offset", [2.0, 10.0])
+def test_guardrails_hold_against_an_adversarial_agent(max_offset):
+    s = stream(hours=96, seed=2, spike=(40, 60, 5.0))
+    ref = reference(s)
+    agent = OnlineAgent(ActorProposer(Adversary(), ref, max_offset), ref, COST, G, max_offset=max_offset,
+                        fallback=False)
+    r = run_policy(s, agent, COST, audit=G)
+    assert r.violations == {}
+    assert r.extra["guardrail_interventions"] > 10  # it did try
+    thr = r.thresholds
+    assert thr["t_review"].between(G.t_review_min, G.t_review_max).all()
+    assert thr["t_decline"].between(G.t_decline_min, G.t_decline_max).all()
+    steps = np.abs(np.diff(logit(thr[["t_review", "t_decline"]].to_numpy()), axis=0))
+    assert steps.max() <= G.max_step + 1e-6
+    assert (thr["t_review"] <= thr["t_decline"]).all()
+
+
+def test_decline_rate_cap_raises_t_decline():
+    rng = np.random.default_rng(0)
+    recent = rng.random(5000)
+    g = Guardrails(max_step=100, t_decline_min=0.01, max_decline_rate=0.05)
+    p, hits = g.apply(ThresholdPolicy(0.01, 0.02), ThresholdPolicy(0.01, 0.02), recent)
+    assert "max_decline_rate" in hits
+    assert np.mean(recent >= p.t_decline) <= 0.05
+    assert np.mean(recent >= p.t_decline) > 0.04  # not more conservative than needed
+
+
+def test_check_violations_sees_each_kind():
+    prev = ThresholdPolicy(0.1, 0.5)
+    assert check_violations(G, prev, ThresholdPolicy(0.1, 0.5), 0.01) == []
+    assert check_violations(G, prev, ThresholdPolicy(0.1, 0.98), 0.01) == ["max_step"]
+    assert check_violations(G, None, ThresholdPolicy(0.001, 0.5), 0.01) == ["bounds"]
+    assert check_violations(G, None, ThresholdPolicy(0.1, 0.5), 0.5) == ["max_decline_rate"]
+
+
+def test_fallback_monitor_triggers_and_cools_down():
+    m = FallbackMonitor(Guardrails(fallback_margin=0.1, fallback_min_cost=1.0, fallback_cooldown=3))
+    assert not m.update(10.5, 10.0)  # within margin
+    assert not m.update(50.0, 0.5)  # too little evidence
+    assert m.update(12.0, 10.0)
+    assert [m.update(1.0, 10.0) for _ in range(3)] == [True, True, False]
+    assert m.triggers == 1
+
+
+def test_fallback_hands_over_to_static_when_agent_costs_too_much():
+    # labels arrive within hours, so the observed cost catches a reckless agent
+    s = stream(hours=120, seed=4, delay_ms=2 * 3_600_000)
+    ref = reference(s)
+    g = Guardrails(max_step=5.0, t_review_min=0.001, t_decline_min=0.001, max_decline_rate=1.0,
+                   fallback_margin=0.1, fallback_cooldown=12)
+    reckless = ActorProposer(lambda obs: np.array([1.0, 1.0]), ref, 6.0)  # approves nearly all fraud
+    agent = OnlineAgent(reckless, ref, COST, g, max_offset=6.0)
+    r = run_policy(s, agent, COST, audit=g)
+    assert agent.monitor.triggers >= 1
+    assert r.extra["fallback_intervals"] > 0
+    fb = r.thresholds[r.thresholds["fallback"]]
+    assert (fb["source"] == "fallback").all()
+    # while in fallback the live thresholds are the static ones
+    assert np.allclose(fb["t_review"].iloc[-1], ref.static_t_review)
+    no_fb = run_policy(s, OnlineAgent(reckless, ref, COST, g, max_offset=6.0, fallback=False), COST)
+    assert r.cost["total"] < no_fb.cost["total"]
+
+
+def test_shadow_mode_decides_static_and_logs_the_proposal():
+    s = stream(hours=30, seed=5)
+    ref = reference(s)
+    agent = OnlineAgent(ActorProposer(lambda obs: np.array([0.5, -0.5]), ref), ref, COST, G, shadow=True)
+    r = run_policy(s, agent, COST)
+    assert np.allclose(r.thresholds["t_review"], ref.static_t_review)
+    assert all(e["shadow"] is not None for e in agent.log)
+    assert agent.log[-1]["shadow"][0] > ref.static_t_review
+
+
+def test_guardrails_validate():
+    with pytest.raises(PolicyConfigError, match="max_step"):
+        Guardrails(max_step=0)
+    with pytest.raises(PolicyConfigError, match="max_decline_rate"):
+        Guardrails(max_decline_rate=0)
