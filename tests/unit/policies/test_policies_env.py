@@ -39,6 +39,7 @@ def test_env_reveals_no_label_before_its_time(reward):
     envs = [ThresholdEnv([x], reference(s), COST, episode_intervals=None, warmup_intervals=4,
                          reward=reward, seed=0) for x in (s, _with_future_labels_flipped(s, cut))]
     obs = [e.reset(options={"stream": 0, "start": 0})[0] for e in envs]
+    np.testing.assert_array_equal(obs[0], obs[1])
     rng = np.random.default_rng(0)
     differed_after = False
     while True:
