@@ -41,6 +41,7 @@ from riskflow.policies.decide import (
 from riskflow.policies.exceptions import PolicyArtifactError, PolicyConfigError, PolicyError
 from riskflow.policies.guardrails import FallbackMonitor, Guardrails, check_violations
 from riskflow.policies.static import optimise_static
+from riskflow.policies.streaming import AgentPolicy
 from riskflow.policies.window import OBS_NAMES, ObservationBuilder, Reference, WindowStats
 
 __all__ = [
@@ -49,7 +50,7 @@ __all__ = [
     "Guardrails", "FallbackMonitor", "check_violations",
     "WindowStats", "Reference", "ObservationBuilder", "OBS_NAMES",
     "NumpyActor", "OnlineAgent", "ActorProposer", "ControllerProposer", "StaticProposer",
-    "action_to_policy", "PolicyArtifact", "save_policy", "load_policy",
+    "action_to_policy", "AgentPolicy", "PolicyArtifact", "save_policy", "load_policy",
     "encode_policy_update", "decode_policy_update", "POLICY_KEY",
     "PolicyError", "PolicyConfigError", "PolicyArtifactError",
 ]

@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["decide", "cost", "static", "controller", "guardrails", "artifact"]
+MODULES = ["decide", "cost", "static", "controller", "guardrails", "artifact", "streaming"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -109,3 +109,25 @@ def test_guardrails_validate():
         Guardrails(max_step=0)
     with pytest.raises(PolicyConfigError, match="max_decline_rate"):
         Guardrails(max_decline_rate=0)
+
+
+def test_agent_policy_in_batches_matches_the_interval_replay():
+    from riskflow.policies import AgentPolicy
+    from riskflow.policies.backtest import ScoredStream
+
+    s0 = stream(hours=30, seed=8)
+    s = ScoredStream(s0.ts, s0.score, s0.amount, s0.is_fraud, np.full(len(s0), np.inf),
+                     np.full(len(s0), -1, np.int8))
+    ref = reference(s)
+
+    def make():
+        return OnlineAgent(ActorProposer(Adversary(), ref), ref, COST, G, fallback=False)
+
+    want = run_policy(s, make(), COST)
+    published = []
+    ap = AgentPolicy(make(), publish=published.append)
+    cuts = np.sort(np.random.default_rng(0).choice(len(s), 40, replace=False))
+    got = np.concatenate([ap.decide_batch(s.score[a:b], s.ts[a:b], s.amount[a:b])
+                          for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(s)], strict=True)])
+    np.testing.assert_array_equal(got, want.decisions)
+    assert len(published) == len(want.thresholds) - 1
