@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 
@@ -377,3 +378,85 @@ def test_two_workers_share_cross_entity_features_and_labels(
     assert len(decisions) == len(got) == n_rounds * per_round
     assert any(v["card_frauds"] > 0 for v in got.values())
     assert got == expected
+
+
+class _LinearModel:
+    """A fixed logistic model over the real feature matrix (stands in for a trained ensemble)."""
+
+    version = "linear-test-1"
+
+    def __init__(self, n_features: int) -> None:
+        self.w = np.sin(np.arange(n_features) * 0.7) * 1e-3
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        z = np.nan_to_num(np.asarray(X, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0) @ self.w
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+    def reason_codes(self, X: np.ndarray, rows: Any, k: int = 3) -> list[list[dict[str, Any]]]:
+        return [[{"feature": "linear", "value": float(np.nan_to_num(X[r]).sum())}] for r in rows]
+
+
+def feature_pipeline_scorer(config: Any) -> Any:
+    """Worker factory: the real FeatureEngine and ScoringPipeline with the linear model."""
+    from riskflow.features import FeatureEngine
+    from riskflow.pipeline import ScoringPipeline
+    from riskflow.streams.scoring import PipelineScoring, Thresholds
+
+    engine = FeatureEngine(config.features)
+    model = _LinearModel(engine.n_features)
+    policy = Thresholds(config.policy.t_review, config.policy.t_decline)
+    return PipelineScoring(ScoringPipeline(engine, model, policy))
+
+
+@pytest.mark.timeout(120)
+def test_real_feature_pipeline_decisions_match_offline_scoring(
+    kafka_bootstrap: str, stream_env: Any, consume: Callable[..., list[Any]]
+) -> None:
+    """Through Kafka in micro-batches, the real features give the offline pipeline's scores."""
+    from riskflow.config import load_config
+    from riskflow.streams.bench import make_transactions
+
+    env, topics = stream_env
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
+    make_topics(kafka_bootstrap, topics, partitions=1)  # one partition: one total order
+    items = make_transactions(600, seed=11)
+    produce(kafka_bootstrap, topics["transactions"], items)
+    config = load_config(env={k: v for k, v in env.items() if k.startswith("RISKFLOW_")})
+    records = [validate_transaction(orjson.loads(v)) for _, v in items]
+    offline_batch = feature_pipeline_scorer(config).score_batch(TxBatch.from_records(records))
+    # Thresholds at the offline score quantiles, so all three decisions occur.
+    t_review, t_decline = np.quantile(offline_batch.score, [0.5, 0.9])
+    env["RISKFLOW_POLICY__T_REVIEW"] = repr(float(t_review))
+    env["RISKFLOW_POLICY__T_DECLINE"] = repr(float(t_decline))
+    names = np.array(["approve", "review", "decline"])
+    codes = np.where(offline_batch.score >= t_decline, 2, np.where(offline_batch.score >= t_review, 1, 0))
+    expected = {
+        t: {"score": s, "decision": names[c]}
+        for t, s, c in zip(offline_batch.tx_id, offline_batch.score, codes, strict=True)
+    }
+
+    w = _worker_with_scorer(env, "test_stream_worker:feature_pipeline_scorer")
+    try:
+        w.wait_ready(60)
+        decisions = read_decisions(consume, topics["decisions"], len(items), timeout=60, settle=0.5)
+    finally:
+        w.stop()
+    assert len(decisions) == len(items) == len({d["tx_id"] for d in decisions})
+    for d in decisions:
+        e = expected[d["tx_id"]]
+        assert d["score"] == pytest.approx(e["score"], rel=1e-9, abs=1e-12), d["tx_id"]
+        assert d["decision"] == e["decision"], d["tx_id"]
+    assert {d["decision"] for d in decisions} == {"approve", "review", "decline"}
+
+
+def _worker_with_scorer(env: dict[str, str], scorer: str) -> Worker:
+    w = Worker.__new__(Worker)
+    w.port = _free_port()
+    w.log = Path(env["RISKFLOW_STREAM__STATE_DIR"]) / f"worker-scorer-{w.port}.log"
+    w.log.parent.mkdir(parents=True, exist_ok=True)
+    w._fh = open(w.log, "wb")
+    w.proc = subprocess.Popen(
+        [RISKFLOW, "worker", "--scorer", scorer, "--web-port", str(w.port)],
+        env=env, stdout=w._fh, stderr=subprocess.STDOUT,
+    )
+    return w
