@@ -1,0 +1,113 @@
+"""The stream processor: consume transactions, emit one risk decision per transaction.
+
+Read first: :mod:`.processor` (everything the worker decides, Kafka-free),
+then :mod:`.app` (the faust agents that move bytes), :mod:`.scoring` (the
+trained pipeline behind the :class:`~.processor.Scoring` protocol) and
+:mod:`.reference` (a deterministic toy scorer for tests and benchmarks).
+``riskflow worker`` runs it; ``riskflow bench stream`` measures it.
+
+Flow
+----
+A faust app (``build_app(config)``) runs two agents. The transactions agent
+takes micro-batches (``stream.take_events(stream.max_batch_size,
+within=stream.max_wait_ms)``); :meth:`~.processor.StreamProcessor.process_transactions`
+validates each record (bad JSON, missing / invalid fields, unknown schema
+version, oversized -> a dead letter carrying the error, the original bytes
+base64 and topic / partition / offset), builds one ``TxBatch`` and calls the
+scoring pipeline's ``score_batch`` (the same function replay calls). Each
+decision goes to the decisions topic keyed by ``tx_id`` with decision,
+calibrated score, reason codes, model and policy versions, per-stage timings
+and the source offset. If scoring raises, every transaction of the batch gets
+``stream.fallback_decision`` (approve = fail-open, decline = fail-closed)
+flagged ``"fallback": true``: no valid transaction goes undecided.
+
+The labels agent joins each label to its transaction through a bounded
+``tx_id`` lookup (numeric entity keys only, kept in the snapshot) and hands
+the resulting ``LabelBatch`` to the next scored batch. Policy updates are read
+by every worker from the compacted policy topic from its beginning (the
+worker is not ready before it has read to the end) and applied between
+batches, without a restart.
+
+State and checkpointing
+-----------------------
+The processor's state (feature engine snapshot, tx lookup, pending labels)
+is written atomically to ``state_dir/<app_id>-<instance>.snapshot`` every
+``--checkpoint-interval`` seconds together with the **positions** (next
+offset per topic/partition) it reflects, and only after that batch's output
+was acknowledged by the broker (or its transaction committed). On restart,
+per partition, with ``P`` the snapshot position and ``C`` the first offset
+the group hands out (its committed offset):
+
+* ``C > P``: offsets ``[P, C)`` were decided before the crash but are not in
+  the state: they are replayed into the state without output;
+* ``C < P``: offsets ``[C, P)`` are in the state and their decisions were
+  produced: they are skipped (no double counting in features);
+* a partition the state never saw is replayed from the start of its log.
+
+So after ``kill -9`` features equal an uninterrupted run's and every
+transaction has a decision. faust acks a ``take_events`` batch even when the
+agent body is cancelled or raises, which would commit offsets of undecided
+records; the agent marks such a batch as already acknowledged so faust never
+commits it, and produce errors are retried with backoff instead of skipping.
+
+Delivery guarantees
+-------------------
+``at_least_once`` (default): decisions are produced with an idempotent
+producer (``acks=all``) before offsets are committed (faust, every second).
+After a crash up to ~1 s of decisions may be produced again, with the same
+key and the same content (keys make downstream upserts idempotent). Cost:
+none per batch.
+
+``exactly_once``: each batch's decisions, dead letters and input offsets are
+written in one Kafka transaction (``send_offsets_to_transaction``) by a
+producer whose ``transactional.id`` is ``<app_id>-<instance-id>``, so a
+restarted instance fences its predecessor and aborts its open transaction; a
+``read_committed`` reader sees each ``tx_id`` exactly once. Cost: one
+transaction commit per batch (a few ms: larger ``max_wait_ms`` / batches
+amortise it) and readers must use ``read_committed`` (they see decisions
+only at commit). faust's own exactly-once mode is not used: it picks the
+transactional id by the *output* partition, which only fits co-partitioned
+outputs. Limit: fencing is per instance id; give each worker a distinct,
+stable ``--instance-id``.
+
+Scale-out and cross-entity features
+-----------------------------------
+N workers share the consumer group ``stream.app_id``; transactions should be
+keyed by card so card features are local. Features keyed by other entities
+(merchant, device, IP, ...) need every transaction, so each worker's feature
+state is a replica of the whole stream, like a faust GlobalTable: it scores
+only its own partitions but also reads the partitions other workers own,
+without output, up to the offsets the group has committed (records another
+worker already decided). Labels are followed the same way. Consequences:
+
+* model scoring (the expensive part) scales with N; feature updates are
+  done N times (cheap numba updates), memory for state is per worker;
+* features see other partitions' transactions after they are committed
+  (commit interval 1 s + follow interval 0.25 s); in any parallel run their
+  relative order across partitions is arrival order, not one global order;
+* a partition moved in a rebalance always resumes at or after the new
+  owner's replica position, so handover needs no state transfer.
+
+Repartition topics per entity (the Kafka Streams way) were not chosen: they
+add one topic and one hop per entity family (seven here) to every decision's
+latency and make one transaction's features depend on several asynchronous
+joins.
+
+Observability
+-------------
+``/metrics`` (Prometheus; own registry): consumed records, decisions by
+decision, dead letters, fallback decisions, skipped redeliveries, replayed
+records, policy updates, batch sizes, stage timings, latency histograms from
+the input record's timestamp and from consume time, score distribution,
+consumer lag. ``/health`` answers 200 only when the broker answers, the model
+is loaded, the policy topic was read, partitions are assigned and producing
+works (503 otherwise). Logs never carry transaction payloads.
+
+Known limit
+-----------
+faust hands records to an agent one event at a time (a task switch and a
+``wait_first`` per message); on this 2-core machine that bounds the worker
+to a few thousand records/s whatever the scorer. A bulk fetch path (aiokafka
+``getmany`` into the same processor) is the next step for the 20k tx/s
+target; see ``riskflow bench stream``.
+"""

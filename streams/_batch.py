@@ -47,5 +47,8 @@ def tx_batch(records: Sequence[Mapping[str, Any]]) -> TxBatch:
         entry_mode=codes("entry_mode", ENTRY_MODES),
         lat=floats("lat"),
         lon=floats("lon"),
-        **{attr: hash_keys(np.array(col(field), dtype=object)) for attr, field in ENTITY_FIELDS.items()},
+        **{
+            attr: hash_keys(np.array(col(field), dtype=object))
+            for attr, field in ENTITY_FIELDS.items()
+        },
     )

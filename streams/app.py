@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from riskflow.streams.metrics import WorkerMetrics
+from riskflow.streams.processor import InRecord, Output, Scoring, StreamProcessor
 
 from riskflow.config import Config
 from riskflow.kafka import aiokafka_kwargs, faust_settings
-from riskflow.streams.metrics import WorkerMetrics
-from riskflow.streams.processor import InRecord, Output, Scoring, StreamProcessor
 
 __all__ = ["RiskWorker", "build_app"]
 
@@ -182,7 +182,10 @@ class RiskWorker:
                 batches = await consumer.getmany(timeout_ms=500)
                 self._apply_policy(batches)
         else:
-            log.warning("policy topic %s not found; using configured thresholds", self.config.topics.policy.name)
+            log.warning(
+                "policy topic %s not found; using configured thresholds",
+                self.config.topics.policy.name,
+            )
         self._policy_ready.set()
 
     async def _follow_policy(self) -> None:
@@ -242,7 +245,9 @@ class RiskWorker:
                 raise
             except Exception:  # noqa: BLE001 - retried; a batch is never dropped
                 self._emit_failing = True
-                log.exception("producing a batch of %d failed; retrying in %.1f s", len(records), delay)
+                log.exception(
+                    "producing a batch of %d failed; retrying in %.1f s", len(records), delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self._emit_failing = False
@@ -277,7 +282,9 @@ class RiskWorker:
             out = self.processor.process_labels(records)
             await self._emit_retrying(out, records)
             self.metrics.consumed.labels(self.config.topics.labels.name).inc(len(records))
-            self.metrics.dead_letters.labels(self.config.topics.labels.name).inc(len(out.dead_letters))
+            self.metrics.dead_letters.labels(self.config.topics.labels.name).inc(
+                len(out.dead_letters)
+            )
             self.metrics.labels_unmatched.set(self.processor.labels_unmatched)
 
     async def _replay_gaps(self, records: Sequence[InRecord], labels: bool = False) -> None:
@@ -301,7 +308,9 @@ class RiskWorker:
         try:
             beginnings: dict[tuple[str, int], int] = {}
             if unknown:
-                starts = await consumer.beginning_offsets([TopicPartition(t, p) for t, p in unknown])
+                starts = await consumer.beginning_offsets(
+                    [TopicPartition(t, p) for t, p in unknown]
+                )
                 beginnings = {(tp.topic, tp.partition): off for tp, off in starts.items()}
             gaps = self.processor.gaps(first, beginnings)
             for (topic, part), (start, stop) in sorted(gaps.items()):
@@ -322,7 +331,9 @@ class RiskWorker:
         while await consumer.position(tp) < stop:
             got = (await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)).get(tp, [])
             batch = [
-                InRecord(topic, part, r.offset, r.timestamp, r.key, r.value) for r in got if r.offset < stop
+                InRecord(topic, part, r.offset, r.timestamp, r.key, r.value)
+                for r in got
+                if r.offset < stop
             ]
             if labels:
                 self.processor.process_labels(batch)
@@ -391,7 +402,9 @@ class RiskWorker:
                         tp2 = TopicPartition(topic, tp.partition)
                         pos = (await consumer.beginning_offsets([tp2]))[tp2]
                     if meta.offset > pos:
-                        await self._read_range(consumer, topic, tp.partition, pos, meta.offset, labels=labels)
+                        await self._read_range(
+                            consumer, topic, tp.partition, pos, meta.offset, labels=labels
+                        )
 
     async def _emit(self, out: Output, records: Sequence[InRecord]) -> None:
         """Produce decisions and dead letters; in exactly-once mode with the offsets, atomically."""
@@ -414,7 +427,9 @@ class RiskWorker:
         producer = self._producer
         futs = []
         for d in out.decisions:
-            futs.append(await producer.send(t.decisions.name, orjson.dumps(d), key=d["tx_id"].encode()))
+            futs.append(
+                await producer.send(t.decisions.name, orjson.dumps(d), key=d["tx_id"].encode())
+            )
         for key, value in out.dead_letters:
             futs.append(await producer.send(t.dead_letter.name, value, key=key))
         if futs:
@@ -538,6 +553,9 @@ def build_app(
 
         scoring = load_scoring(config)
     return RiskWorker(
-        config, scoring, instance_id=instance_id, web_port=web_port,
+        config,
+        scoring,
+        instance_id=instance_id,
+        web_port=web_port,
         checkpoint_interval_s=checkpoint_interval_s,
     )

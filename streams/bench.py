@@ -15,6 +15,7 @@ One run, one broker, fresh uuid-named topics:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -86,7 +87,9 @@ async def _null_pipeline(config: Config, src: str, dst: str, n: int, partitions:
     """Consume ``n`` records of ``src`` and produce each to ``dst``; records/s."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-    consumer = AIOKafkaConsumer(**aiokafka_kwargs(config.kafka), enable_auto_commit=False, max_poll_records=5000)
+    consumer = AIOKafkaConsumer(
+        **aiokafka_kwargs(config.kafka), enable_auto_commit=False, max_poll_records=5000
+    )
     producer = AIOKafkaProducer(**aiokafka_kwargs(config.kafka, linger_ms=1, acks="all"))
     await consumer.start()
     await producer.start()
@@ -127,8 +130,11 @@ class _Collector:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         self._consumer = AIOKafkaConsumer(
-            **aiokafka_kwargs(self.config.kafka), enable_auto_commit=False,
-            isolation_level="read_committed", max_poll_records=10_000, fetch_max_wait_ms=5,
+            **aiokafka_kwargs(self.config.kafka),
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            max_poll_records=10_000,
+            fetch_max_wait_ms=5,
         )
         await self._consumer.start()
         tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
@@ -158,7 +164,9 @@ class _Collector:
         await self._consumer.stop()
 
 
-async def _paced(config: Config, topic: str, items: Sequence[tuple[bytes, bytes]], rate: float) -> list[float]:
+async def _paced(
+    config: Config, topic: str, items: Sequence[tuple[bytes, bytes]], rate: float
+) -> list[float]:
     """Send ``items`` at ``rate``/s (1 ms ticks); return each send time (perf_counter)."""
     from aiokafka import AIOKafkaProducer
 
@@ -216,7 +224,10 @@ def bench_stream(
     }
     admin = KafkaAdminClient(**admin_kwargs(config.kafka))
     admin.create_topics(
-        [NewTopic(t, 1 if r in ("dead_letter", "policy") else partitions, 1) for r, t in names.items()]
+        [
+            NewTopic(t, 1 if r in ("dead_letter", "policy") else partitions, 1)
+            for r, t in names.items()
+        ]
     )
     admin.wait_for_topics(list(names.values()), timeout_ms=15_000)
     result: dict[str, Any] = {"n": n, "partitions": partitions, "scorer": scorer or "pipeline"}
@@ -225,9 +236,9 @@ def bench_stream(
     try:
         items = make_transactions(_WARMUP + n)
         asyncio.run(_produce(config, names["null_in"], items[_WARMUP:]))
-        result["null_pipeline_tx_per_s"] = round(asyncio.run(
-            _null_pipeline(config, names["null_in"], names["null_out"], n, partitions)
-        ))
+        result["null_pipeline_tx_per_s"] = round(
+            asyncio.run(_null_pipeline(config, names["null_in"], names["null_out"], n, partitions))
+        )
         asyncio.run(_produce(config, names["transactions"], items))
         port = _free_port()
         env = {
@@ -235,20 +246,38 @@ def bench_stream(
             "RISKFLOW_KAFKA__BOOTSTRAP_SERVERS": config.kafka.bootstrap,
             "RISKFLOW_STREAM__APP_ID": f"bench-{run}",
             "RISKFLOW_STREAM__STATE_DIR": state.name,
-            **{f"RISKFLOW_TOPICS__{r.upper()}__NAME": t for r, t in names.items() if not r.startswith("null")},
+            **{
+                f"RISKFLOW_TOPICS__{r.upper()}__NAME": t
+                for r, t in names.items()
+                if not r.startswith("null")
+            },
         }
-        cmd = [sys.executable, "-c", "from riskflow.cli import main; main()", "worker",
-               "--web-port", str(port), "--checkpoint-interval", "30"]
+        cmd = [
+            sys.executable,
+            "-c",
+            "from riskflow.cli import main; main()",
+            "worker",
+            "--web-port",
+            str(port),
+            "--checkpoint-interval",
+            "30",
+        ]
         if scorer:
             cmd += ["--scorer", scorer]
         log = Path(state.name) / "worker.log"
-        proc = subprocess.Popen(cmd, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-        result.update(asyncio.run(_measure(config, names, items, rates, seconds, timeout, proc, log, partitions)))
+        log_fh = open(log, "wb")  # noqa: SIM115 - the worker writes it until it exits
+        proc = subprocess.Popen(cmd, env=env, stdout=log_fh, stderr=subprocess.STDOUT)
+        result.update(
+            asyncio.run(
+                _measure(config, names, items, rates, seconds, timeout, proc, log, partitions)
+            )
+        )
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
                 text = r.read().decode()
             result["fallback_decisions"] = sum(
-                float(ln.split()[-1]) for ln in text.splitlines()
+                float(ln.split()[-1])
+                for ln in text.splitlines()
                 if ln.startswith("riskflow_fallback_decisions_total")
             )
         except OSError:
@@ -260,11 +289,11 @@ def bench_stream(
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        try:
+        with contextlib.suppress(Exception):  # best effort: uuid topics harm nobody
             admin.delete_topics(list(names.values()))
-        except Exception:  # noqa: BLE001 - best effort cleanup
-            pass
         admin.close()
+        if proc is not None:
+            log_fh.close()
         state.cleanup()
     return result
 
@@ -285,14 +314,20 @@ async def _measure(
     try:
         ids = [orjson.loads(v)["tx_id"] for _, v in items]
         if not await col.wait_for(ids[:_WARMUP], timeout):
-            raise RuntimeError(f"worker decided no warm-up batch in {timeout} s: {log.read_text()[-2000:]}")
+            raise RuntimeError(
+                f"worker decided no warm-up batch in {timeout} s: {log.read_text()[-2000:]}"
+            )
         if not await col.wait_for(ids, timeout):
             done = sum(i in col.seen for i in ids)
-            raise RuntimeError(f"worker decided {done}/{len(ids)} in {timeout} s (exit {proc.poll()})")
+            raise RuntimeError(
+                f"worker decided {done}/{len(ids)} in {timeout} s (exit {proc.poll()})"
+            )
         t_first = col.seen[ids[_WARMUP]]
         t_last = max(col.seen[i] for i in ids[_WARMUP:])
         drained = len(ids) - _WARMUP
-        out: dict[str, Any] = {"max_sustained_tx_per_s": round(drained / max(t_last - t_first, 1e-9))}
+        out: dict[str, Any] = {
+            "max_sustained_tx_per_s": round(drained / max(t_last - t_first, 1e-9))
+        }
         latency: dict[str, dict[str, float]] = {}
         start = len(items)
         for rate in rates:
@@ -304,7 +339,11 @@ async def _measure(
             await col.wait_for(bids, timeout=60)
             skip = min(int(rate), count // 5)  # first second: pacing settles
             lat = np.array(
-                [(col.seen[i] - s) * 1e3 for i, s in zip(bids[skip:], sent[skip:], strict=True) if i in col.seen]
+                [
+                    (col.seen[i] - s) * 1e3
+                    for i, s in zip(bids[skip:], sent[skip:], strict=True)
+                    if i in col.seen
+                ]
             )
             missing = sum(i not in col.seen for i in bids)
             latency[str(rate)] = {

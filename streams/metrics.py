@@ -16,12 +16,17 @@ class WorkerMetrics:
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
-        self.consumed = Counter("riskflow_consumed_records", "Records consumed", ["topic"], registry=r)
+        self.consumed = Counter(
+            "riskflow_consumed_records", "Records consumed", ["topic"], registry=r
+        )
         self.decisions = Counter(
             "riskflow_decisions", "Decisions produced, by decision", ["decision"], registry=r
         )
         self.dead_letters = Counter(
-            "riskflow_dead_letters", "Invalid records sent to the dead-letter topic", ["topic"], registry=r
+            "riskflow_dead_letters",
+            "Invalid records sent to the dead-letter topic",
+            ["topic"],
+            registry=r,
         )
         self.fallbacks = Counter(
             "riskflow_fallback_decisions", "Fallback decisions (scoring failed)", registry=r
@@ -30,35 +35,52 @@ class WorkerMetrics:
             "riskflow_redelivered_skipped", "Redelivered records already in the state", registry=r
         )
         self.replayed = Counter(
-            "riskflow_gap_replayed_records", "Records replayed into state after a restart", registry=r
+            "riskflow_gap_replayed_records",
+            "Records replayed into state after a restart",
+            registry=r,
         )
         self.labels_unmatched = Gauge(
             "riskflow_labels_unmatched", "Labels whose transaction was unknown", registry=r
         )
-        self.policy_updates = Counter("riskflow_policy_updates", "Policy updates applied", registry=r)
+        self.policy_updates = Counter(
+            "riskflow_policy_updates", "Policy updates applied", registry=r
+        )
         self.batches = Counter("riskflow_batches", "Micro-batches scored", registry=r)
         self.batch_size = Histogram(
-            "riskflow_batch_size", "Transactions per micro-batch",
-            buckets=(1, 8, 32, 128, 512, 2048, 8192, 32768), registry=r,
+            "riskflow_batch_size",
+            "Transactions per micro-batch",
+            buckets=(1, 8, 32, 128, 512, 2048, 8192, 32768),
+            registry=r,
         )
         self.latency_event = Histogram(
             "riskflow_latency_from_record_ms",
             "Decision produced minus the input record's timestamp (ms)",
-            buckets=_LATENCY_BUCKETS_MS, registry=r,
+            buckets=_LATENCY_BUCKETS_MS,
+            registry=r,
         )
         self.latency_consume = Histogram(
             "riskflow_latency_from_consume_ms",
             "Decision produced minus the time the record was consumed (ms)",
-            buckets=_LATENCY_BUCKETS_MS, registry=r,
+            buckets=_LATENCY_BUCKETS_MS,
+            registry=r,
         )
         self.stage_ms = Histogram(
-            "riskflow_stage_ms", "Time per stage per batch (ms)", ["stage"],
-            buckets=_LATENCY_BUCKETS_MS, registry=r,
+            "riskflow_stage_ms",
+            "Time per stage per batch (ms)",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS_MS,
+            registry=r,
         )
         self.scores = Histogram(
-            "riskflow_score", "Calibrated scores of decided transactions", buckets=_SCORE_BUCKETS, registry=r
+            "riskflow_score",
+            "Calibrated scores of decided transactions",
+            buckets=_SCORE_BUCKETS,
+            registry=r,
         )
         self.lag = Gauge(
-            "riskflow_consumer_lag", "End offset minus processed position", ["topic", "partition"], registry=r
+            "riskflow_consumer_lag",
+            "End offset minus processed position",
+            ["topic", "partition"],
+            registry=r,
         )
         self.checkpoints = Counter("riskflow_checkpoints", "State snapshots written", registry=r)

@@ -29,12 +29,12 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import orjson
+from riskflow.streams._batch import tx_batch
 
 from riskflow.batch import LabelBatch, TxBatch
 from riskflow.errors import ValidationError
 from riskflow.pipeline import DECISION_NAMES, DecisionBatch
 from riskflow.schema import parse_label, parse_transaction
-from riskflow.streams._batch import tx_batch
 
 __all__ = [
     "InRecord",
@@ -196,7 +196,9 @@ class StreamProcessor:
 
     # -- transactions ----------------------------------------------------------
 
-    def _validate(self, records: Sequence[InRecord], out: Output) -> tuple[list[dict[str, Any]], list[InRecord]]:
+    def _validate(
+        self, records: Sequence[InRecord], out: Output
+    ) -> tuple[list[dict[str, Any]], list[InRecord]]:
         good: list[dict[str, Any]] = []
         kept: list[InRecord] = []
         for rec in records:
@@ -212,7 +214,9 @@ class StreamProcessor:
                 out.dead_letters.append(dead_letter(rec, exc.to_dict()))
             except Exception as exc:  # noqa: BLE001 - any decoding failure is a dead letter
                 out.dead_letters.append(
-                    dead_letter(rec, {"field": "<record>", "reason": f"{type(exc).__name__}: {exc}"})
+                    dead_letter(
+                        rec, {"field": "<record>", "reason": f"{type(exc).__name__}: {exc}"}
+                    )
                 )
             self.positions[_pos_key(rec.topic, rec.partition)] = rec.offset + 1
         return good, kept
@@ -270,7 +274,9 @@ class StreamProcessor:
         try:
             batch = self.scoring.score_batch(tx, labels)
             if len(batch) != len(tx):
-                raise RuntimeError(f"scoring returned {len(batch)} decisions for {len(tx)} transactions")
+                raise RuntimeError(
+                    f"scoring returned {len(batch)} decisions for {len(tx)} transactions"
+                )
         except Exception as exc:  # noqa: BLE001 - the configured fallback policy
             log.exception("scoring failed for a batch of %d; emitting fallback decisions", len(tx))
             batch = self._fallback(tx, exc)
@@ -316,7 +322,9 @@ class StreamProcessor:
                 out.dead_letters.append(dead_letter(rec, exc.to_dict()))
             except Exception as exc:  # noqa: BLE001
                 out.dead_letters.append(
-                    dead_letter(rec, {"field": "<record>", "reason": f"{type(exc).__name__}: {exc}"})
+                    dead_letter(
+                        rec, {"field": "<record>", "reason": f"{type(exc).__name__}: {exc}"}
+                    )
                 )
             else:
                 row = self._lookup.get(lab["tx_id"])
@@ -336,7 +344,9 @@ class StreamProcessor:
         rows = list(self._lookup.values())
         ts = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         amount = np.fromiter((r[1] for r in rows), np.float64, len(rows))
-        keys = np.array([r[2:] for r in rows], dtype=np.uint64).reshape(len(rows), len(_LOOKUP_FIELDS) - 2)
+        keys = np.array([r[2:] for r in rows], dtype=np.uint64).reshape(
+            len(rows), len(_LOOKUP_FIELDS) - 2
+        )
         head = {
             "version": SNAPSHOT_VERSION,
             "positions": self.positions,
@@ -344,7 +354,13 @@ class StreamProcessor:
             "pending": [[t, lt, lab, list(map(_num, row))] for t, lt, lab, row in self._pending],
             "labels_unmatched": self.labels_unmatched,
         }
-        parts = [orjson.dumps(head), ts.tobytes(), amount.tobytes(), keys.tobytes(), self.scoring.snapshot()]
+        parts = [
+            orjson.dumps(head),
+            ts.tobytes(),
+            amount.tobytes(),
+            keys.tobytes(),
+            self.scoring.snapshot(),
+        ]
         return b"".join(len(p).to_bytes(8, "little") + p for p in parts)
 
     def restore(self, data: bytes) -> None:

@@ -34,7 +34,9 @@ __all__ = ["CountingScorer", "NullScorer", "counting_scorer", "null_scorer"]
 class CountingScorer:
     """Stateful toy scorer (see module docstring); thresholds hot-swappable."""
 
-    def __init__(self, t_review: float = 0.5, t_decline: float = 0.9, *, fail_on: str | None = None) -> None:
+    def __init__(
+        self, t_review: float = 0.5, t_decline: float = 0.9, *, fail_on: str | None = None
+    ) -> None:
         self.t_review = t_review
         self.t_decline = t_decline
         self.policy_version = "default"
@@ -56,7 +58,12 @@ class CountingScorer:
             zip(tx.card.tolist(), tx.merchant.tolist(), tx.amount.tolist(), strict=True)
         ):
             n = self.card_n.get(card, 0)
-            X[i] = (n, self.card_sum.get(card, 0.0), self.merchant_n.get(merchant, 0), self.card_fraud.get(card, 0))
+            X[i] = (
+                n,
+                self.card_sum.get(card, 0.0),
+                self.merchant_n.get(merchant, 0),
+                self.card_fraud.get(card, 0),
+            )
             self.card_n[card] = n + 1
             self.card_sum[card] = self.card_sum.get(card, 0.0) + amount
             self.merchant_n[merchant] = self.merchant_n.get(merchant, 0) + 1
@@ -73,7 +80,9 @@ class CountingScorer:
         t1 = time.perf_counter()
         # Deterministic score in [0, 1): grows with card activity and amount.
         score = 1.0 - 1.0 / (1.0 + 0.1 * X[:, 0] + 0.001 * tx.amount + X[:, 3])
-        decision = np.where(score >= self.t_decline, 2, np.where(score >= self.t_review, 1, 0)).astype(np.int8)
+        decision = np.where(
+            score >= self.t_decline, 2, np.where(score >= self.t_review, 1, 0)
+        ).astype(np.int8)
         t2 = time.perf_counter()
         names = ("card_count", "card_amount_sum", "merchant_count", "card_frauds")
         reasons = [

@@ -18,19 +18,42 @@ def _load_factory(spec: str):  # type: ignore[no-untyped-def]
 
 
 @click.command()
-@click.option("--instance-id", default="0", show_default=True,
-              help="Unique per worker of a group: names its state snapshot and transactional id.")
-@click.option("--web-port", type=int, default=None,
-              help="Port of /metrics and /health (default: stream.metrics_port).")
-@click.option("--scorer", default=None, metavar="MODULE:FACTORY",
-              help="factory(config) -> Scoring; default: the trained pipeline from model.path. "
-              "riskflow.streams.reference:counting_scorer is a deterministic toy.")
-@click.option("--checkpoint-interval", type=float, default=2.0, show_default=True,
-              help="Seconds between state snapshots (bounds the replay after a crash).")
+@click.option(
+    "--instance-id",
+    default="0",
+    show_default=True,
+    help="Unique per worker of a group: names its state snapshot and transactional id.",
+)
+@click.option(
+    "--web-port",
+    type=int,
+    default=None,
+    help="Port of /metrics and /health (default: stream.metrics_port).",
+)
+@click.option(
+    "--scorer",
+    default=None,
+    metavar="MODULE:FACTORY",
+    help="factory(config) -> Scoring; default: the trained pipeline from model.path. "
+    "riskflow.streams.reference:counting_scorer is a deterministic toy.",
+)
+@click.option(
+    "--checkpoint-interval",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Seconds between state snapshots (bounds the replay after a crash).",
+)
 @click.option("--loglevel", default="warning", show_default=True)
 @click.pass_context
-def worker(ctx: click.Context, instance_id: str, web_port: int | None, scorer: str | None,
-           checkpoint_interval: float, loglevel: str) -> None:
+def worker(
+    ctx: click.Context,
+    instance_id: str,
+    web_port: int | None,
+    scorer: str | None,
+    checkpoint_interval: float,
+    loglevel: str,
+) -> None:
     """Consume the transactions topic and produce one decision per transaction."""
     from riskflow.streams.app import build_app
 
@@ -38,6 +61,9 @@ def worker(ctx: click.Context, instance_id: str, web_port: int | None, scorer: s
     logging.basicConfig(level=loglevel.upper())
     scoring = _load_factory(scorer)(config) if scorer else None
     build_app(
-        config, scoring, instance_id=instance_id, web_port=web_port,
+        config,
+        scoring,
+        instance_id=instance_id,
+        web_port=web_port,
         checkpoint_interval_s=checkpoint_interval,
     ).run(loglevel=loglevel)

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+from riskflow.streams.reference import CountingScorer
 
 from riskflow.batch import TxBatch
 from riskflow.schema import validate_transaction
-from riskflow.streams.reference import CountingScorer
 
 pytestmark = [pytest.mark.kafka]
 
@@ -115,14 +115,23 @@ class Worker:
         self.port = _free_port()
         self.log = Path(env["RISKFLOW_STREAM__STATE_DIR"]) / f"worker-{instance}-{self.port}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.log, "wb")
+        self._fh = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
-                RISKFLOW, "worker", "--scorer", "riskflow.streams.reference:counting_scorer",
-                "--instance-id", instance, "--web-port", str(self.port),
-                "--checkpoint-interval", str(checkpoint),
+                RISKFLOW,
+                "worker",
+                "--scorer",
+                "riskflow.streams.reference:counting_scorer",
+                "--instance-id",
+                instance,
+                "--web-port",
+                str(self.port),
+                "--checkpoint-interval",
+                str(checkpoint),
             ],
-            env=env, stdout=self._fh, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
         )
 
     def get(self, path: str) -> tuple[int, bytes]:
@@ -145,7 +154,9 @@ class Worker:
             except OSError as exc:
                 last = exc
             time.sleep(0.3)
-        raise AssertionError(f"worker not ready after {timeout} s: {last}\n{self.log.read_text()[-3000:]}")
+        raise AssertionError(
+            f"worker not ready after {timeout} s: {last}\n{self.log.read_text()[-3000:]}"
+        )
 
     def metrics(self) -> str:
         return self.get("/metrics")[1].decode()
@@ -181,7 +192,9 @@ def stream_env(
     yield env, riskflow_env
 
 
-def read_decisions(consume: Callable[..., list[Any]], topic: str, expected: int, **kw: Any) -> list[dict[str, Any]]:
+def read_decisions(
+    consume: Callable[..., list[Any]], topic: str, expected: int, **kw: Any
+) -> list[dict[str, Any]]:
     return [orjson.loads(r.value) for r in consume(topic, expected, **kw)]
 
 
@@ -215,7 +228,9 @@ def test_every_transaction_decided_once_and_garbage_dead_lettered(
     try:
         health = w.wait_ready()
         assert health["broker"] and health["assigned"] and health["model_loaded"]
-        decisions = read_decisions(consume, topics["decisions"], len(records), timeout=45, settle=1.0)
+        decisions = read_decisions(
+            consume, topics["decisions"], len(records), timeout=45, settle=1.0
+        )
         dead = consume(topics["dead_letter"], n_bad, timeout=15, settle=0.5)
         metrics = w.metrics()
     finally:
@@ -291,7 +306,9 @@ def test_kill9_restart_keeps_features_and_decides_everything(
     expected = offline(records)
     for d in decisions:  # duplicates (at-least-once) must carry the same features
         assert _card_view(d) == expected[d["tx_id"]], d["tx_id"]
-    replayed = [ln for ln in metrics.splitlines() if ln.startswith("riskflow_gap_replayed_records_total")]
+    replayed = [
+        ln for ln in metrics.splitlines() if ln.startswith("riskflow_gap_replayed_records_total")
+    ]
     assert replayed and float(replayed[0].split()[-1]) > 0, "the restart did not replay the gap"
 
 
@@ -352,22 +369,39 @@ def test_two_workers_share_cross_entity_features_and_labels(
             batch = [tx(i, cards=11) for i in range(r * per_round, (r + 1) * per_round)]
             produce(kafka_bootstrap, topics["transactions"], tx_items(batch))
             out = twin.process_transactions(
-                [InRecord("t", 0, r * per_round + k, None, None, orjson.dumps(b)) for k, b in enumerate(batch)]
+                [
+                    InRecord("t", 0, r * per_round + k, None, None, orjson.dumps(b))
+                    for k, b in enumerate(batch)
+                ]
             )
             expected.update({d["tx_id"]: _full_view(d) for d in out.decisions})
             read_decisions(consume, topics["decisions"], (r + 1) * per_round, timeout=20)
             if r == 3:  # every transaction of round 3 is confirmed fraud
                 labels = [
-                    {"tx_id": b["tx_id"], "label": 1, "label_time": b["event_time"] + 1} for b in batch
+                    {"tx_id": b["tx_id"], "label": 1, "label_time": b["event_time"] + 1}
+                    for b in batch
                 ]
-                produce(kafka_bootstrap, topics["labels"], [(lab["tx_id"].encode(), orjson.dumps(lab)) for lab in labels])
+                produce(
+                    kafka_bootstrap,
+                    topics["labels"],
+                    [(lab["tx_id"].encode(), orjson.dumps(lab)) for lab in labels],
+                )
                 twin.process_labels(
-                    [InRecord("l", 0, k, None, None, orjson.dumps(lab)) for k, lab in enumerate(labels)]
+                    [
+                        InRecord("l", 0, k, None, None, orjson.dumps(lab))
+                        for k, lab in enumerate(labels)
+                    ]
                 )
             time.sleep(1.5)  # > commit interval + follow interval: the round is in every replica
-        decisions = read_decisions(consume, topics["decisions"], n_rounds * per_round, timeout=20, settle=1.0)
+        decisions = read_decisions(
+            consume, topics["decisions"], n_rounds * per_round, timeout=20, settle=1.0
+        )
         per_worker = [
-            sum(float(ln.split()[-1]) for ln in w.metrics().splitlines() if ln.startswith("riskflow_decisions_total"))
+            sum(
+                float(ln.split()[-1])
+                for ln in w.metrics().splitlines()
+                if ln.startswith("riskflow_decisions_total")
+            )
             for w in workers
         ]
     finally:
@@ -399,8 +433,9 @@ class _LinearModel:
 def feature_pipeline_scorer(config: Any) -> Any:
     """Worker factory: the real FeatureEngine and ScoringPipeline with the linear model."""
     from riskflow.features import FeatureEngine
-    from riskflow.pipeline import ScoringPipeline
     from riskflow.streams.scoring import PipelineScoring, Thresholds
+
+    from riskflow.pipeline import ScoringPipeline
 
     engine = FeatureEngine(config.features)
     model = _LinearModel(engine.n_features)
@@ -413,8 +448,9 @@ def test_real_feature_pipeline_decisions_match_offline_scoring(
     kafka_bootstrap: str, stream_env: Any, consume: Callable[..., list[Any]]
 ) -> None:
     """Through Kafka in micro-batches, the real features give the offline pipeline's scores."""
-    from riskflow.config import load_config
     from riskflow.streams.bench import make_transactions
+
+    from riskflow.config import load_config
 
     env, topics = stream_env
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
@@ -429,7 +465,9 @@ def test_real_feature_pipeline_decisions_match_offline_scoring(
     env["RISKFLOW_POLICY__T_REVIEW"] = repr(float(t_review))
     env["RISKFLOW_POLICY__T_DECLINE"] = repr(float(t_decline))
     names = np.array(["approve", "review", "decline"])
-    codes = np.where(offline_batch.score >= t_decline, 2, np.where(offline_batch.score >= t_review, 1, 0))
+    codes = np.where(
+        offline_batch.score >= t_decline, 2, np.where(offline_batch.score >= t_review, 1, 0)
+    )
     expected = {
         t: {"score": s, "decision": names[c]}
         for t, s, c in zip(offline_batch.tx_id, offline_batch.score, codes, strict=True)
@@ -454,9 +492,11 @@ def _worker_with_scorer(env: dict[str, str], scorer: str) -> Worker:
     w.port = _free_port()
     w.log = Path(env["RISKFLOW_STREAM__STATE_DIR"]) / f"worker-scorer-{w.port}.log"
     w.log.parent.mkdir(parents=True, exist_ok=True)
-    w._fh = open(w.log, "wb")
+    w._fh = open(w.log, "wb")  # noqa: SIM115 - closed in stop()
     w.proc = subprocess.Popen(
         [RISKFLOW, "worker", "--scorer", scorer, "--web-port", str(w.port)],
-        env=env, stdout=w._fh, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=w._fh,
+        stderr=subprocess.STDOUT,
     )
     return w

@@ -7,19 +7,26 @@ import base64
 import numpy as np
 import orjson
 import pytest
-
 from riskflow.streams._batch import tx_batch
-from riskflow.batch import TxBatch
-from riskflow.schema import validate_transaction
 from riskflow.streams.processor import InRecord, StreamProcessor
 from riskflow.streams.reference import CountingScorer
+
+from riskflow.batch import TxBatch
+from riskflow.schema import validate_transaction
 
 T0 = 1_767_268_800_000
 
 
 def tx(i: int, **kw: object) -> dict:
-    return {"schema_version": 1, "tx_id": f"t{i}", "event_time": T0 + i, "card_token": f"c{i % 3}",
-            "merchant_id": f"m{i % 2}", "amount": 10.0 + i, **kw}
+    return {
+        "schema_version": 1,
+        "tx_id": f"t{i}",
+        "event_time": T0 + i,
+        "card_token": f"c{i % 3}",
+        "merchant_id": f"m{i % 2}",
+        "amount": 10.0 + i,
+        **kw,
+    }
 
 
 def rec(i: int, value: bytes | None, topic: str = "tx", part: int = 0) -> InRecord:
@@ -32,8 +39,14 @@ def recs(values: list[bytes | None], start: int = 0, **kw: object) -> list[InRec
 
 def test_one_decision_per_valid_record_and_dead_letters_for_the_rest() -> None:
     p = StreamProcessor(CountingScorer())
-    bad = [b"{nope", orjson.dumps({**tx(90), "schema_version": 7}), orjson.dumps([1]), None,
-           b"x" * 70_000, orjson.dumps({**tx(91), "card_token": "4111111111111111"})]
+    bad = [
+        b"{nope",
+        orjson.dumps({**tx(90), "schema_version": 7}),
+        orjson.dumps([1]),
+        None,
+        b"x" * 70_000,
+        orjson.dumps({**tx(91), "card_token": "4111111111111111"}),
+    ]
     values = [orjson.dumps(tx(i)) for i in range(5)] + bad
     out = p.process_transactions(recs(values))
     assert [d["tx_id"] for d in out.decisions] == [f"t{i}" for i in range(5)]
@@ -120,10 +133,18 @@ def test_fast_batch_matches_txbatch_from_records() -> None:
     rng = np.random.default_rng(3)
     rows = []
     for i in range(200):
-        r = tx(i, customer_id=None if i % 4 == 0 else f"cu{i % 9}", device_id=f"d{i % 5}" if i % 3 else None,
-               ip="10.0.0.%d" % (i % 7), mcc=None if i % 5 == 0 else int(rng.integers(0, 9999)),
-               channel=[None, "pos", "ecom", "ATM"][i % 4], entry_mode=[None, "chip", "cnp"][i % 3],
-               country="de" if i % 2 else None, currency="EUR", card_bin="412345" if i % 2 else None)
+        r = tx(
+            i,
+            customer_id=None if i % 4 == 0 else f"cu{i % 9}",
+            device_id=f"d{i % 5}" if i % 3 else None,
+            ip=f"10.0.0.{i % 7}",
+            mcc=None if i % 5 == 0 else int(rng.integers(0, 9999)),
+            channel=[None, "pos", "ecom", "ATM"][i % 4],
+            entry_mode=[None, "chip", "cnp"][i % 3],
+            country="de" if i % 2 else None,
+            currency="EUR",
+            card_bin="412345" if i % 2 else None,
+        )
         if i % 6 == 0:
             r.update(lat=48.1, lon=11.5)
         rows.append(validate_transaction(r))
