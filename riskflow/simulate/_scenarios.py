@@ -70,6 +70,7 @@ class Ids:
         self.next_incident = 0
         self.next_fraud_dev = 0
         self.next_bustout = 0
+        self.bust_log: list[tuple[int, int]] = []  # (terminal, day) of each bust-out
         self.skim_active: dict[int, int] = {}  # compromised terminal -> last skimming day
 
     def rows(self, day: int, n: int) -> np.ndarray:
@@ -148,7 +149,7 @@ def stolen_card(
     at_atm = rng.random(m) < 0.3
     term = np.where(at_atm, sample_atm(rng, world, dest[pos]), sample_pos(rng, world, dest[pos]))
     amount = np.where(
-        at_atm, rng.choice([200.0, 300.0, 400.0, 500.0], m), rng.lognormal(np.log(230.0), 0.8, m)
+        at_atm, rng.choice([200.0, 300.0, 400.0, 500.0], m), rng.lognormal(np.log(150.0), 0.9, m)
     )
     u = rng.random(m)
     entry = np.where(u < 0.3, MAGSTRIPE, np.where(u < 0.65, CHIP, CONTACTLESS)).astype(np.int8)
@@ -192,6 +193,8 @@ def card_testing(
     cust = world.card_customer[card].astype(np.int64)
     lo, hi = world.ring_dev
     dev = rng.integers(lo, hi, n)
+    fresh = rng.random(n) < 0.5
+    dev[fresh] = ids.fraud_devices(world, int(fresh.sum()))
     ip = _fraud_ip(rng, world, cust, 0.7)
     t0 = day_start + (rng.uniform(0.0, 20.0, n) * HOUR_MS).astype(np.int64)
     inc = ids.incidents(n)
@@ -400,12 +403,26 @@ def skimming(
 def merchant_bustout(
     rng: np.random.Generator, world: World, ids: Ids, n: int, day: int, day_start: int
 ) -> Rows:
-    """A new collusive online merchant: a little normal trade, then a burst of stolen cards."""
+    """A collusive online merchant: some normal trade, then a burst of stolen cards.
+
+    Half are new merchants opened for the purpose (bust-out); the others are
+    small existing merchants that turn collusive.
+    """
     parts: list[Rows] = []
     K = len(world.card_customer)
+    small = world.ecom_terms[
+        (world.ecom_open <= day)
+        & (world.merch_mcc[world.term_merchant[world.ecom_terms]] != P2P_MCC_IDX)
+        & (world.ecom_pop < np.median(world.ecom_pop))
+    ]
     for _ in range(n):
-        b = world.bustout_terms[ids.next_bustout % len(world.bustout_terms)]
-        ids.next_bustout += 1
+        free = small[~np.isin(small, [t for t, _ in ids.bust_log])]  # one bust-out each
+        if rng.random() < 0.5 and len(free):
+            b = int(free[rng.integers(0, len(free))])
+        else:
+            b = int(world.bustout_terms[ids.next_bustout % len(world.bustout_terms)])
+            ids.next_bustout += 1
+        ids.bust_log.append((b, day))
         # real customers buying normally: two days of warm-up, then alongside the bust
         span = int(rng.integers(1, 5))
         w = int(rng.integers(8, 40))

@@ -325,7 +325,7 @@ def build_world(cfg: SimulationConfig) -> World:
     n_cust_dev = int(n_dev.sum())
     n_other = max(2_000, C // 2)
     n_fraud_dev = max(3_000, C // 5)
-    n_ring = 60
+    n_ring = 400  # devices of card-testing rings, each reused across victims
     other_dev = (n_cust_dev, n_cust_dev + n_other)
     fraud_dev = (other_dev[1], other_dev[1] + n_fraud_dev)
     ring_dev = (fraud_dev[1], fraud_dev[1] + n_ring)

@@ -180,7 +180,6 @@ class _Run:
         self.summary = SimulationSummary()
         self.delays: list[np.ndarray] = []
         self.compromised: dict[int, int] = {}
-        self.bustout_days: list[int] = []
         self.weekday0 = datetime.strptime(cfg.start_date, "%Y-%m-%d").replace(tzinfo=UTC).weekday()
         self.id_mix = splitmix64(np.array([cfg.seed], dtype=np.uint64))[0]
         mix = cfg.scenario_mix
@@ -230,7 +229,6 @@ class _Run:
             return int(rng.poisson(target * w[s] / sc.MEAN_FRAUD_TX[s]))
 
         n_bust = n_of("merchant_bustout")
-        self.bustout_days.extend([d] * n_bust)
         new = [
             sc.stolen_card(rng, world, self.ids, n_of("stolen_card"), d, start),
             sc.card_testing(rng, world, self.ids, n_of("card_testing"), d, start),
@@ -361,9 +359,14 @@ class _Run:
 
     def entity_tables(self) -> dict[str, pd.DataFrame]:
         t = entity_tables(self.world)
-        bust = self.world.bustout_terms[: min(self.ids.next_bustout, len(self.world.bustout_terms))]
         opened = t["merchants"]["opened_day"].to_numpy().copy()
-        opened[self.world.term_merchant[bust]] = self.bustout_days[: len(bust)]
+        collusive = np.zeros(len(opened), dtype=bool)
+        for term, day in self.ids.bust_log:  # in time order: the first bust-out sets the day
+            m = self.world.term_merchant[term]
+            collusive[m] = True
+            if opened[m] < 0:
+                opened[m] = day
+        t["merchants"]["collusive"] = collusive
         t["merchants"]["opened_day"] = opened
         comp = np.full(len(t["terminals"]), np.nan)
         for term, ts in self.compromised.items():

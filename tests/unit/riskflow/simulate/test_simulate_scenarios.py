@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from simulate_testkit import frames
+from simulate_testkit import RICH, frames
+
+from riskflow.simulate._world import build_world
 
 MIN_MS = 60_000
+DAY_MS = 86_400_000
 
 
 def _speed_to_previous(tx: pd.DataFrame) -> pd.Series:
@@ -122,16 +125,23 @@ def test_high_amount_is_far_above_the_customers_habit() -> None:
     assert np.nanmedian(ratio) > 5
 
 
-def test_merchant_bustout_is_a_new_merchant_with_a_burst_of_many_cards() -> None:
+def test_merchant_bustout_bursts_many_cards_at_one_merchant() -> None:
     tx, _ = frames()
     bo = tx[tx["fraud_scenario"] == "merchant_bustout"]
-    assert bo["merchant_id"].nunique() >= 2
-    t0 = tx["event_time"].min()
+    assert bo["merchant_id"].nunique() >= 4
+    world = build_world(RICH)  # merchants created for bust-outs (the rest turn collusive)
+    pool = set(world.s_merchant.take(world.term_merchant[world.bustout_terms]).to_pylist())
+    new = 0
     for _, g in tx[tx["merchant_id"].isin(bo["merchant_id"].unique())].groupby("merchant_id"):
-        assert g["event_time"].min() > t0  # unknown before it opens
-        fraud = g[g["is_fraud"] == 1]
+        fraud = g[g["fraud_scenario"] == "merchant_bustout"]  # (not ATO etc. at that shop)
         assert fraud["card_token"].nunique() >= 10
-        assert 0.3 < g["is_fraud"].mean() < 1.0  # some real customers too
-        # appears, busts out within days and vanishes
-        assert g["event_time"].max() - g["event_time"].min() < 7 * 86_400_000
-        assert fraud["event_time"].min() > g["event_time"].min() + 86_400_000  # trades first
+        assert (g["is_fraud"] == 0).any()  # real customers too
+        assert fraud["event_time"].max() - fraud["event_time"].min() < 5 * DAY_MS  # a burst
+        assert (fraud["channel"].isin(["ecom", "moto"])).all()
+        # a new merchant trades a little first, busts out within days, then vanishes
+        if g["merchant_id"].iloc[0] in pool:
+            new += 1
+            assert g["event_time"].max() - g["event_time"].min() < 7 * DAY_MS
+            assert g["is_fraud"].mean() > 0.3
+            assert fraud["event_time"].min() > g["event_time"].min() + DAY_MS / 2
+    assert 1 <= new < bo["merchant_id"].nunique()
