@@ -79,6 +79,8 @@ from ._layout import (
     R_FIRST,
     R_GEO,
     R_HLL,
+    R_HLL_SUM,
+    R_HLL_ZEROS,
     R_LAB,
     R_LAST,
     R_MCC,
@@ -137,6 +139,8 @@ from ._layout import (
 )
 
 _NAN = np.nan
+_DOW_SIN = np.sin(2.0 * np.pi * np.arange(7) / 7.0)
+_DOW_COS = np.cos(2.0 * np.pi * np.arange(7) / 7.0)
 _TWO_PI = 2.0 * math.pi
 _EARTH_KM = 6371.0088
 _HLL_ALPHA = 0.697  # HyperLogLog bias constant for m = 32
@@ -180,6 +184,8 @@ def _reset_entity(ent, s, now):  # pragma: no cover - compiled
     ent.f[s, R_LAB + L_LAST_FRAUD] = _NAN
     ent.f[s, R_LAB + L_T] = float(now)
     ent.f[s, R_MCC] = -1.0
+    ent.f[s, R_HLL_SUM] = float(HLL_M)
+    ent.f[s, R_HLL_ZEROS] = float(HLL_M)
 
 
 @njit_inline
@@ -214,7 +220,7 @@ def _pair_slot(pair, kind, key, now, ttl):  # pragma: no cover - compiled
     return s
 
 
-@njit_inline
+@njit_noalloc
 def _apply_label(ent, glob, j, tl, l_label, l_amount, l_keys, ttl):  # pragma: no cover
     """Fold label ``j`` into the label-risk state of each entity of its transaction, at ``tl``."""
     fraud = l_label[j] == 1
@@ -252,7 +258,7 @@ def _apply_label(ent, glob, j, tl, l_label, l_amount, l_keys, ttl):  # pragma: n
                 g[m, 2] = float(tl)
 
 
-@njit_inline
+@njit_noalloc
 def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X, i):  # pragma: no cover
     """Write entity ``e``'s features for transaction ``i`` from slot ``s``, then update it."""
     # ---- decayed windows: count, sum, mean, std, z-score, ratio to mean
@@ -320,8 +326,9 @@ def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X,
     cp_seen = False
     aux_seen = False
     distinct = 0
+    want_distinct = col[e, O_DISTINCT_CP_24H] >= 0
     for j in range(m):
-        r = (n - 1 - j) % K
+        r = (n - 1 - j) & (K - 1)
         age = t - ent.f[s, R_RTS + r]
         ra = ent.f[s, R_RAMT + r]
         if age <= MINUTE:
@@ -335,10 +342,10 @@ def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X,
         if age <= DAY:
             mx24 = max(mx24, ra)
             mn24 = min(mn24, ra)
-            if rc != np.uint64(0):
+            if want_distinct and rc != np.uint64(0):
                 dup = False
                 for jj in range(j):
-                    r2 = (n - 1 - jj) % K
+                    r2 = (n - 1 - jj) & (K - 1)
                     if ent.u[s, R_RCP + r2] == rc and t - ent.f[s, R_RTS + r2] <= DAY:
                         dup = True
                         break
@@ -361,14 +368,14 @@ def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X,
     if aux != np.uint64(0):
         _put(X, i, col[e, O_AUX_NEW], 0.0 if aux_seen else 1.0)
     if m > 0:
-        newest = (n - 1) % K
+        newest = (n - 1) & (K - 1)
         _put(X, i, col[e, O_SECS_SINCE_LAST], (t - ent.f[s, R_RTS + newest]) / 1000.0)
         _put(X, i, col[e, O_AMT_TO_LAST], a / max(ent.f[s, R_RAMT + newest], _MIN_AMOUNT))
         if m > 1:
-            oldest = (n - m) % K
+            oldest = (n - m) & (K - 1)
             gap = (ent.f[s, R_RTS + newest] - ent.f[s, R_RTS + oldest]) / 1000.0 / (m - 1)
             _put(X, i, col[e, O_MEAN_GAP], gap)
-    r = n % K
+    r = n & (K - 1)
     ent.f[s, R_RTS + r] = t
     ent.f[s, R_RAMT + r] = a
     ent.u[s, R_RCP + r] = cp
@@ -378,13 +385,8 @@ def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X,
     # ---- approximate distinct counterparties since first seen (HyperLogLog)
     hc = col[e, O_HLL_CP]
     if hc >= 0:
-        acc = 0.0
-        zeros = 0
-        for j in range(HLL_M):
-            reg = (ent.u[s, R_HLL + (j >> 3)] >> np.uint64(8 * (j & 7))) & np.uint64(0xFF)
-            acc += 1.0 / float(np.uint64(1) << reg)
-            if reg == 0:
-                zeros += 1
+        acc = ent.f[s, R_HLL_SUM]
+        zeros = ent.f[s, R_HLL_ZEROS]
         est = _HLL_ALPHA * HLL_M * HLL_M / acc
         if zeros > 0 and est <= 2.5 * HLL_M:
             est = HLL_M * math.log(HLL_M / zeros)
@@ -401,10 +403,21 @@ def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X,
             shift = np.uint64(8 * (idx & 7))
             cur = (ent.u[s, word] >> shift) & np.uint64(0xFF)
             if np.uint64(rank) > cur:
+                ent.f[s, R_HLL_SUM] += 1.0 / float(np.uint64(1) << np.uint64(rank)) - 1.0 / float(
+                    np.uint64(1) << cur
+                )
+                if cur == np.uint64(0):
+                    ent.f[s, R_HLL_ZEROS] -= 1.0
                 ent.u[s, word] = (ent.u[s, word] & ~(np.uint64(0xFF) << shift)) | (np.uint64(rank) << shift)
 
     # ---- delayed-label risk (labels released so far)
-    if col[e, O_F30] >= 0 or col[e, O_FRATE30] >= 0:
+    if (col[e, O_F30] >= 0 or col[e, O_FRATE30] >= 0) and ent.f[s, R_LAB + L_N30] == 0.0:
+        _put(X, i, col[e, O_F7], 0.0)
+        _put(X, i, col[e, O_F30], 0.0)
+        _put(X, i, col[e, O_N30], 0.0)
+        _put(X, i, col[e, O_FRATE30], RATE_PRIOR)
+        _put(X, i, col[e, O_FAMT30], 0.0)
+    elif col[e, O_F30] >= 0 or col[e, O_FRATE30] >= 0:
         dtl = max(t - ent.f[s, R_LAB + L_T], 0.0)
         d7 = math.exp(-dtl / TAU_7D)
         d30 = math.exp(-dtl / TAU_30D)
@@ -464,7 +477,7 @@ def _pair_features(pair, p, s, t, a, colP, X, i):  # pragma: no cover - compiled
     pair.f[s, Q_LAST] = t
 
 
-@njit_inline
+@njit_noalloc
 def _tx_features(glob, t, a, mcc, ch, em, la, lo, ekeys, country, colT, mcc_prior, X, i):  # pragma: no cover
     _put(X, i, colT[T_AMOUNT], a)
     _put(X, i, colT[T_LOG_AMOUNT], math.log1p(max(a, 0.0)))
@@ -478,8 +491,8 @@ def _tx_features(glob, t, a, mcc, ch, em, la, lo, ekeys, country, colT, mcc_prio
     _put(X, i, colT[T_HOUR_SIN], math.sin(_TWO_PI * hf / 24.0))
     _put(X, i, colT[T_HOUR_COS], math.cos(_TWO_PI * hf / 24.0))
     _put(X, i, colT[T_DOW], float(dow))
-    _put(X, i, colT[T_DOW_SIN], math.sin(_TWO_PI * dow / 7.0))
-    _put(X, i, colT[T_DOW_COS], math.cos(_TWO_PI * dow / 7.0))
+    _put(X, i, colT[T_DOW_SIN], _DOW_SIN[dow])
+    _put(X, i, colT[T_DOW_COS], _DOW_COS[dow])
     _put(X, i, colT[T_NIGHT], 1.0 if hour < 6 else 0.0)
     _put(X, i, colT[T_WEEKEND], 1.0 if dow >= 5 else 0.0)
     _put(X, i, colT[T_MISS_CUSTOMER], 1.0 if ekeys[1, i] == np.uint64(0) else 0.0)
@@ -530,6 +543,10 @@ def _compute_batch(
     n = ts.shape[0]
     nl = l_time.shape[0]
     lp = lp0
+    any_t = False  # a subset without transaction-level columns skips that block
+    for k in range(colT.shape[0]):
+        if colT[k] >= 0:
+            any_t = True
     for i in range(i0, n):
         t = ts[i]
         while lp < nl and l_time[lp] <= t:
@@ -549,7 +566,8 @@ def _compute_batch(
         em = entry[i]
         la = lat[i]
         lo = lon[i]
-        _tx_features(glob, t, a, m, ch, em, la, lo, ekeys, country, colT, mcc_prior, X, i)
+        if any_t:
+            _tx_features(glob, t, a, m, ch, em, la, lo, ekeys, country, colT, mcc_prior, X, i)
         for e in range(NE):
             key = ekeys[e, i]
             if key == np.uint64(0) or active[e] == 0:

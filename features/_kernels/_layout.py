@@ -8,7 +8,7 @@ as a constant. Changing any of it changes the snapshot layout: bump
 from __future__ import annotations
 
 #: Bump on any change below (or to the meaning of a state array).
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 
 #: Full entities, in state order. Each gets the same wide state row.
 ENTITIES: tuple[str, ...] = ("card", "customer", "merchant", "terminal", "device", "ip", "bin")
@@ -166,7 +166,9 @@ R_RAMT = R_RTS + K  # K ring amounts
 R_RCP = R_RAMT + K  # K ring counterparty keys (uint64 view)
 R_RAUX = R_RCP + K  # K ring second keys (uint64 view)
 R_HLL = R_RAUX + K  # HLL_M one-byte registers packed 8 per word (uint64 view)
-R_GEO = R_HLL + HLL_M // 8
+R_HLL_SUM = R_HLL + HLL_M // 8  # running sum of 2**-register (O(1) estimates)
+R_HLL_ZEROS = R_HLL_SUM + 1  # registers still 0
+R_GEO = R_HLL_ZEROS + 1
 R_MIX = R_GEO + GEO_W
 R_LAB = R_MIX + MIX_W
 ROW_W = R_LAB + LAB_W
