@@ -183,6 +183,8 @@ def evaluate(cfg: ExperimentConfig, policy_path: str | Path, plots_dir: str | Pa
         "static_thresholds": [static.t_review, static.t_decline], "guardrails": guard.to_dict(),
         "scenarios": {},
     }
+    views: list[Any] = []
+    images: list[tuple[str, bytes]] = []
     for i, name in enumerate(scenarios):
         stream = simulate_stream(cfg, 1000 + cfg.seed * 50 + i, name, **SCENARIOS[name])
         runs: dict[str, RunResult] = {
@@ -203,8 +205,40 @@ def evaluate(cfg: ExperimentConfig, policy_path: str | Path, plots_dir: str | Pa
         if plots_dir is not None:
             p = Path(plots_dir)
             p.mkdir(parents=True, exist_ok=True)
-            (p / f"policy_{name}.png").write_bytes(plot_run(name, runs))
+            png = plot_run(name, runs)
+            (p / f"policy_{name}.png").write_bytes(png)
+            images.append((f"{name}: thresholds and cumulative cost", png))
+            views += [_run_view(name, k, r, stream) for k, r in runs.items()]
+    if plots_dir is not None:
+        from riskflow.report import render_report
+
+        html = render_report(views, title="riskflow policy evaluation",
+                             summary={"policy_version": art.version, "scorer": cfg.scorer_name,
+                                      "algorithm": doc["algorithm"]}, images=images)
+        (Path(plots_dir) / "report.html").write_text(html)
     return doc
+
+
+def _run_view(scenario: str, policy: str, r: RunResult, stream: ScoredStream) -> Any:
+    """One row of the HTML report (riskflow.report.RunView) for a policy run."""
+    from riskflow.report import RunView
+
+    day0 = int(stream.ts[0] // 86_400_000 * 86_400_000) if len(stream) else 0
+    day = (stream.ts - day0) // 86_400_000
+    thr = r.thresholds
+    cost_day = np.bincount((thr["t"].to_numpy(np.int64) - day0) // 86_400_000,
+                           weights=thr["cost"].to_numpy(), minlength=int(day.max()) + 1)
+    n = np.bincount(day)
+    daily = pd.DataFrame({
+        "day": day0 + 86_400_000 * np.arange(n.size), "n": n, "cost": cost_day[: n.size],
+        "decline_rate": np.bincount(day, weights=r.decisions == 2) / np.maximum(n, 1),
+        "review_rate": np.bincount(day, weights=r.decisions == 1) / np.maximum(n, 1),
+    })
+    s = r.summary()
+    metrics = {"cost": r.cost | {"total": r.cost["total"]}, "decline_rate": s["decline_rate"],
+               "review_rate": s["review_rate"]}
+    return RunView(f"{scenario} / {policy}", scenario, policy, metrics, stream.score, stream.is_fraud,
+                   daily, thr.rename(columns={"t": "ts"})[["ts", "t_review", "t_decline"]])
 
 
 def plot_run(title: str, runs: dict[str, RunResult]) -> bytes:

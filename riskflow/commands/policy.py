@@ -15,9 +15,29 @@ from riskflow.cli import load_ctx_config
 _SCENARIOS = ("stationary", "fraud_spike", "new_scenario", "volume_shift")
 
 
+def _cost_model(capacity: float, items: tuple[str, ...]) -> Any:
+    from riskflow.policies import CostModel, PolicyConfigError
+
+    fields: dict[str, Any] = {"review_capacity_per_hour": capacity if capacity > 0 else math.inf}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key.strip() not in CostModel.__dataclass_fields__:
+            raise click.BadParameter(
+                f"{item!r} is not NAME=VALUE with NAME one of {', '.join(CostModel.__dataclass_fields__)}.",
+                param_hint="--cost")
+        key, value = key.strip(), value.strip()
+        try:
+            fields[key] = value if key == "overflow_rule" else float(value)
+        except ValueError:
+            raise click.BadParameter(f"{item!r}: {key} must be a number.", param_hint="--cost") from None
+    try:
+        return CostModel(**fields)
+    except PolicyConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cost") from None
+
+
 def _experiment(ctx: click.Context, customers: int, days: int, capacity: float, seed: int,
-                model: str | None, synthetic: bool, **extra: Any) -> Any:
-    from riskflow.policies import CostModel
+                model: str | None, synthetic: bool, cost: tuple[str, ...], **extra: Any) -> Any:
     from riskflow.policies.rl.experiment import ExperimentConfig
 
     cfg = load_ctx_config(ctx)
@@ -30,7 +50,7 @@ def _experiment(ctx: click.Context, customers: int, days: int, capacity: float, 
             raise click.BadParameter(f"{model!r} is not a model directory (no manifest.json); "
                                      "train one with `riskflow train` or pass --synthetic.",
                                      param_hint="--model")
-    cm = CostModel(review_capacity_per_hour=capacity if capacity > 0 else math.inf)
+    cm = _cost_model(capacity, cost)
     return ExperimentConfig(customers=customers, days=days, cost_model=cm, model_path=model_path,
                             seed=seed, **extra)
 
@@ -43,6 +63,9 @@ def _common(f: Any) -> Any:
                      help="Days per simulated stream."),
         click.option("--capacity", default=25.0, show_default=True, type=float,
                      help="Review capacity per hour (0: unlimited)."),
+        click.option("--cost", multiple=True, metavar="NAME=VALUE",
+                     help="Cost model setting, repeatable: chargeback_fee, margin_rate, friction, "
+                     "review_cost, overflow_rule (penalty|approve|decline), overflow_penalty."),
         click.option("--seed", default=0, show_default=True, type=int),
         click.option("--model", type=click.Path(file_okay=False),
                      help="Trained ensemble to score with (default: config model.path if it exists)."),
