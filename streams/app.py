@@ -61,8 +61,6 @@ class RiskWorker:
         web_port: int | None = None,
         checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
     ) -> None:
-        import faust
-
         self.config = config
         self.scoring = scoring
         self.instance_id = instance_id
@@ -84,6 +82,15 @@ class RiskWorker:
         #: in-memory state is then ahead of Kafka and must not be snapshotted.
         self._unemitted = False
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.web_port = config.stream.metrics_port if web_port is None else web_port
+        self._build_app()
+
+    def _build_app(self) -> None:
+        import faust
+
+        s = self.config.stream
+        config = self.config
+        instance_id = self.instance_id
         self.app = faust.App(
             s.app_id,
             **faust_settings(config.kafka),
@@ -99,7 +106,7 @@ class RiskWorker:
             store="memory://",
             datadir=str(self.state_dir / f"faust-{instance_id}"),
             web_enabled=True,
-            web_port=config.stream.metrics_port if web_port is None else web_port,
+            web_port=self.web_port,
             web_bind="0.0.0.0",
             broker_commit_interval=1.0,
             # A worker killed with -9 holds its partitions until its session
@@ -143,8 +150,18 @@ class RiskWorker:
             self.processor.restore(self.snapshot_path.read_bytes())
             log.info("restored state at positions %s", self.processor.positions)
         await self._load_policy()
-        self.app.add_future(self._follow_policy())
-        self.app.add_future(self._follow_others())
+        self._spawn(self._follow_policy())
+        self._spawn(self._follow_others())
+
+    # Hooks a non-faust runner (riskflow.streams.bulk) overrides.
+    def _spawn(self, coro: Any) -> None:
+        self.app.add_future(coro)
+
+    def _stopping(self) -> bool:
+        return bool(self.app.should_stop)
+
+    def _assignment(self) -> set[Any]:
+        return set(self.app.consumer.assignment())
 
     async def _on_shutdown(self, app: Any, **kwargs: Any) -> None:
         async with self._lock:
@@ -191,7 +208,7 @@ class RiskWorker:
     async def _follow_policy(self) -> None:
         consumer = self._policy_consumer_obj
         try:
-            while not self.app.should_stop:
+            while not self._stopping():
                 self._apply_policy(await consumer.getmany(timeout_ms=500))
         finally:
             await consumer.stop()
@@ -366,7 +383,7 @@ class RiskWorker:
         await admin.start()
         await consumer.start()
         try:
-            while not self.app.should_stop:
+            while not self._stopping():
                 await asyncio.sleep(FOLLOW_INTERVAL_S)
                 try:
                     await self._follow_once(admin, consumer)
@@ -380,7 +397,7 @@ class RiskWorker:
 
     def _owned(self) -> set[tuple[str, int]]:
         try:
-            return {(tp.topic, tp.partition) for tp in self.app.consumer.assignment()}
+            return {(tp.topic, tp.partition) for tp in self._assignment()}
         except Exception:  # noqa: BLE001 - consumer not started yet
             return set()
 
@@ -510,7 +527,7 @@ class RiskWorker:
             except Exception:  # noqa: BLE001
                 broker = False
         try:
-            assigned = bool(self.app.consumer.assignment())
+            assigned = bool(self._assignment())
         except Exception:  # noqa: BLE001
             assigned = False
         checks = {
@@ -543,16 +560,28 @@ def build_app(
     instance_id: str = "0",
     web_port: int | None = None,
     checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
+    engine: str = "faust",
 ) -> RiskWorker:
     """The stream worker for ``config``; ``scoring`` defaults to the trained pipeline.
 
     See :func:`riskflow.streams.scoring.load_scoring` for the default.
+    ``engine="bulk"`` feeds the same worker from aiokafka batches instead of
+    faust agents (:mod:`riskflow.streams.bulk`).
     """
     if scoring is None:
         from riskflow.streams.scoring import load_scoring
 
         scoring = load_scoring(config)
-    return RiskWorker(
+    if engine not in ("faust", "bulk"):
+        raise ValueError(
+            f"The 'engine' parameter must be 'faust' or 'bulk'. Got {engine!r} instead."
+        )
+    cls = RiskWorker
+    if engine == "bulk":
+        from riskflow.streams.bulk import BulkWorker
+
+        cls = BulkWorker
+    return cls(
         config,
         scoring,
         instance_id=instance_id,

@@ -204,6 +204,7 @@ def bench_stream(
     seconds: float = 10.0,
     partitions: int = 2,
     scorer: str | None = None,
+    engine: str = "bulk",
     timeout: float = 300.0,
 ) -> dict[str, Any]:
     """Run the three measurements (see module docstring) and return the figures."""
@@ -230,7 +231,12 @@ def bench_stream(
         ]
     )
     admin.wait_for_topics(list(names.values()), timeout_ms=15_000)
-    result: dict[str, Any] = {"n": n, "partitions": partitions, "scorer": scorer or "pipeline"}
+    result: dict[str, Any] = {
+        "n": n,
+        "partitions": partitions,
+        "scorer": scorer or "pipeline",
+        "engine": engine,
+    }
     proc = None
     state = tempfile.TemporaryDirectory(prefix="riskflow-bench-")
     try:
@@ -262,6 +268,7 @@ def bench_stream(
             "--checkpoint-interval",
             "30",
         ]
+        cmd += ["--engine", engine]
         if scorer:
             cmd += ["--scorer", scorer]
         log = Path(state.name) / "worker.log"

@@ -42,6 +42,13 @@ from riskflow.cli import load_ctx_config
     metavar="MODULE:FACTORY",
     help="Scoring factory for the worker (default: the trained pipeline from model.path).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["faust", "bulk"]),
+    default="bulk",
+    show_default=True,
+    help="Worker engine (see riskflow worker --engine).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def stream(
@@ -51,6 +58,7 @@ def stream(
     seconds: float,
     partitions: int,
     scorer: str | None,
+    engine: str,
     as_json: bool,
 ) -> None:
     """Max sustained tx/s and P50/P99 end-to-end latency at fixed offered rates."""
@@ -58,7 +66,13 @@ def stream(
 
     config = load_ctx_config(ctx)
     result = bench_stream(
-        config, n=n, rates=rates, seconds=seconds, partitions=partitions, scorer=scorer
+        config,
+        n=n,
+        rates=rates,
+        seconds=seconds,
+        partitions=partitions,
+        scorer=scorer,
+        engine=engine,
     )
     if as_json:
         click.echo(json.dumps(result))

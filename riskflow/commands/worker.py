@@ -44,6 +44,13 @@ def _load_factory(spec: str):  # type: ignore[no-untyped-def]
     show_default=True,
     help="Seconds between state snapshots (bounds the replay after a crash).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["faust", "bulk"]),
+    default="faust",
+    show_default=True,
+    help="faust agents, or aiokafka bulk batches (same processor; faster).",
+)
 @click.option("--loglevel", default="warning", show_default=True)
 @click.pass_context
 def worker(
@@ -52,6 +59,7 @@ def worker(
     web_port: int | None,
     scorer: str | None,
     checkpoint_interval: float,
+    engine: str,
     loglevel: str,
 ) -> None:
     """Consume the transactions topic and produce one decision per transaction."""
@@ -66,4 +74,5 @@ def worker(
         instance_id=instance_id,
         web_port=web_port,
         checkpoint_interval_s=checkpoint_interval,
+        engine=engine,
     ).run(loglevel=loglevel)

@@ -111,7 +111,13 @@ def make_topics(bootstrap: str, names: dict[str, str], partitions: int) -> None:
 class Worker:
     """A `riskflow worker` subprocess with its own web port and state dir."""
 
-    def __init__(self, env: dict[str, str], instance: str = "0", checkpoint: float = 2.0) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        instance: str = "0",
+        checkpoint: float = 2.0,
+        engine: str = "faust",
+    ) -> None:
         self.port = _free_port()
         self.log = Path(env["RISKFLOW_STREAM__STATE_DIR"]) / f"worker-{instance}-{self.port}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +134,8 @@ class Worker:
                 str(self.port),
                 "--checkpoint-interval",
                 str(checkpoint),
+                "--engine",
+                engine,
             ],
             env=env,
             stdout=self._fh,
@@ -198,9 +206,13 @@ def read_decisions(
     return [orjson.loads(r.value) for r in consume(topic, expected, **kw)]
 
 
+ENGINES = pytest.mark.parametrize("engine", ["faust", "bulk"])
+
+
 @pytest.mark.timeout(90)
+@ENGINES
 def test_every_transaction_decided_once_and_garbage_dead_lettered(
-    kafka_bootstrap: str, stream_env: Any, consume: Callable[..., list[Any]]
+    kafka_bootstrap: str, stream_env: Any, consume: Callable[..., list[Any]], engine: str
 ) -> None:
     env, topics = stream_env
     make_topics(kafka_bootstrap, topics, partitions=3)
@@ -224,7 +236,7 @@ def test_every_transaction_decided_once_and_garbage_dead_lettered(
     n_bad = 300
     produce(kafka_bootstrap, topics["transactions"], mixed)
 
-    w = Worker(env)
+    w = Worker(env, engine=engine)
     try:
         health = w.wait_ready()
         assert health["broker"] and health["assigned"] and health["model_loaded"]
@@ -260,8 +272,13 @@ def test_every_transaction_decided_once_and_garbage_dead_lettered(
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+@ENGINES
 def test_kill9_restart_keeps_features_and_decides_everything(
-    kafka_bootstrap: str, stream_env: Any, consume: Callable[..., list[Any]], guarantee: str
+    kafka_bootstrap: str,
+    stream_env: Any,
+    consume: Callable[..., list[Any]],
+    guarantee: str,
+    engine: str,
 ) -> None:
     env, topics = stream_env
     env["RISKFLOW_STREAM__PROCESSING_GUARANTEE"] = guarantee
@@ -277,7 +294,7 @@ def test_kill9_restart_keeps_features_and_decides_everything(
     producer = threading.Thread(target=paced, daemon=True)
     # A long checkpoint interval: the only snapshot is taken at the first
     # batch, so the restart must replay the gap up to the committed offsets.
-    w = Worker(env, checkpoint=3600)
+    w = Worker(env, checkpoint=3600, engine=engine)
     iso = {"isolation_level": "read_committed"}
     try:
         w.wait_ready()
@@ -289,7 +306,7 @@ def test_kill9_restart_keeps_features_and_decides_everything(
         w.stop()
     producer.join(60)
     assert len(got) < len(records), "the worker finished before the kill: not mid-stream"
-    w2 = Worker(env, checkpoint=3600)
+    w2 = Worker(env, checkpoint=3600, engine=engine)
     try:
         w2.wait_ready()
         decisions = read_decisions(
@@ -344,15 +361,16 @@ def _full_view(d: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(120)
+@ENGINES
 def test_two_workers_share_cross_entity_features_and_labels(
-    kafka_bootstrap: str, stream_env: Any, consume: Callable[..., list[Any]]
+    kafka_bootstrap: str, stream_env: Any, consume: Callable[..., list[Any]], engine: str
 ) -> None:
     """Cards are partitioned, merchants and labels are not: each worker must still count them all."""
     from riskflow.streams.processor import InRecord, StreamProcessor
 
     env, topics = stream_env
     make_topics(kafka_bootstrap, topics, partitions=4)
-    workers = [Worker(env, instance="a"), Worker(env, instance="b")]
+    workers = [Worker(env, instance="a", engine=engine), Worker(env, instance="b", engine=engine)]
     # The offline twin: the same processor and scorer fed the same rounds in order.
     twin = StreamProcessor(CountingScorer())
     expected: dict[str, dict[str, Any]] = {}
