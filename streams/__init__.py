@@ -103,11 +103,18 @@ consumer lag. ``/health`` answers 200 only when the broker answers, the model
 is loaded, the policy topic was read, partitions are assigned and producing
 works (503 otherwise). Logs never carry transaction payloads.
 
-Known limit
------------
+Engines
+-------
+``riskflow worker --engine faust`` (default) runs the two faust agents above.
 faust hands records to an agent one event at a time (a task switch and a
-``wait_first`` per message); on this 2-core machine that bounds the worker
-to a few thousand records/s whatever the scorer. A bulk fetch path (aiokafka
-``getmany`` into the same processor) is the next step for the 20k tx/s
-target; see ``riskflow bench stream``.
+``wait_first`` per message), which on this 2-core machine caps a worker near
+a few hundred to a few thousand records/s whatever the scorer.
+``--engine bulk`` (:mod:`.bulk`) runs the very same worker (processor,
+transactions, snapshots, gap replay, replica, policy follower, metrics,
+health) but takes each micro-batch from one aiokafka group consumer's
+``getmany(max_records=max_batch_size, timeout_ms=max_wait_ms)`` and serves
+``/metrics`` and ``/health`` with aiohttp; it commits offsets after each
+batch's output (at-least-once) or inside its transaction (exactly-once).
+Every integration test runs on both engines. ``riskflow bench stream`` uses
+``bulk`` unless told otherwise.
 """

@@ -28,7 +28,14 @@ import orjson
 from riskflow.batch import LabelBatch, TxBatch
 from riskflow.pipeline import DecisionBatch
 
-__all__ = ["CountingScorer", "NullScorer", "counting_scorer", "null_scorer"]
+__all__ = [
+    "CountingScorer",
+    "NullScorer",
+    "LinearModel",
+    "counting_scorer",
+    "null_scorer",
+    "features_linear_scorer",
+]
 
 
 class CountingScorer:
@@ -155,3 +162,40 @@ def counting_scorer(config: Any) -> CountingScorer:
 def null_scorer(config: Any) -> NullScorer:
     """Factory for ``riskflow worker --scorer riskflow.streams.reference:null_scorer``."""
     return NullScorer(config.policy.t_review, config.policy.t_decline)
+
+
+class LinearModel:
+    """A fixed logistic model over the feature matrix: a stand-in for a trained ensemble.
+
+    For benchmarking the full feature path without a trained artifact; its
+    scores mean nothing.
+    """
+
+    version = "linear-reference-1"
+
+    def __init__(self, n_features: int) -> None:
+        self.w = np.sin(np.arange(n_features) * 0.7) * 1e-3
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        z = np.nan_to_num(np.asarray(X, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0) @ self.w
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+    def reason_codes(self, X: np.ndarray, rows: Any, k: int = 3) -> list[list[dict[str, Any]]]:
+        return [[{"feature": "linear", "description": "reference linear model"}] for _ in rows]
+
+
+def features_linear_scorer(config: Any) -> Any:
+    """Factory: the real FeatureEngine (all features) and pipeline with :class:`LinearModel`."""
+    from riskflow.features import FeatureEngine
+    from riskflow.streams.scoring import PipelineScoring, Thresholds
+
+    from riskflow.pipeline import ScoringPipeline
+
+    engine = FeatureEngine(config.features)
+    return PipelineScoring(
+        ScoringPipeline(
+            engine,
+            LinearModel(engine.n_features),
+            Thresholds(config.policy.t_review, config.policy.t_decline),
+        )
+    )
