@@ -173,7 +173,8 @@ class OnlineAgent:
         self.fallback = fallback
         self.version = version
         self.keep_log = keep_log
-        self.builder = ObservationBuilder(reference, cost_model, max_offset)
+        self.builder = ObservationBuilder(reference, cost_model, max_offset,
+                                          self.guardrails.fallback_evidence_delay_ms)
         self.monitor = FallbackMonitor(self.guardrails)
         self.static = reference.static_policy().with_(version=f"{version}/static", source="static")
         self.current = self.static  # what decides the next interval
@@ -198,7 +199,7 @@ class OnlineAgent:
         self._recent.append(np.asarray(window.scores, dtype=np.float64))
         self.observation = self.builder.update(window, self.track)
         if self.fallback:
-            self.monitor.update(*self.builder.observed_costs)
+            self.monitor.update(*self.builder.fallback_costs)
         return self.observation
 
     def act(self, proposal: ThresholdPolicy, t_end: int) -> ThresholdPolicy:

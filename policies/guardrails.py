@@ -47,6 +47,9 @@ class Guardrails:
         reaches this (too little evidence yet).
     fallback_cooldown
         Intervals the fallback lasts once triggered.
+    fallback_evidence_delay_ms
+        How long after a decision its immediate costs count in the fallback
+        comparison (about the typical label delay).
     """
 
     max_step: float = 0.5
@@ -58,6 +61,11 @@ class Guardrails:
     fallback_margin: float = 0.10
     fallback_min_cost: float = 1.0
     fallback_cooldown: int = 24
+    #: Immediate costs (reviews, overflow) enter the fallback comparison only
+    #: this long after the decision, so they are weighed against the fraud
+    #: they stopped, which shows only when chargebacks arrive (weeks later);
+    #: otherwise an agent that reviews more looks worse before its benefit can be seen.
+    fallback_evidence_delay_ms: int = 14 * 86_400_000
 
     def __post_init__(self) -> None:
         if not (isinstance(self.max_step, int | float) and self.max_step > 0):
@@ -150,6 +158,9 @@ class FallbackMonitor:
     """
 
     def __init__(self, guardrails: Guardrails) -> None:
+        if guardrails.fallback_evidence_delay_ms < 0:
+            raise bad_param("Guardrails", "fallback_evidence_delay_ms", "an int >= 0",
+                            guardrails.fallback_evidence_delay_ms)
         self.guardrails = guardrails
         self.remaining = 0
         self.triggers = 0

@@ -11,6 +11,7 @@ environment and in the stream, so both see exactly the same numbers.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -157,10 +158,12 @@ class ObservationBuilder:
         Logit distance from the static thresholds mapped to +-1.
     """
 
-    def __init__(self, reference: Reference, cost_model: CostModel, max_offset: float = 2.0) -> None:
+    def __init__(self, reference: Reference, cost_model: CostModel, max_offset: float = 2.0,
+                 evidence_delay_ms: int = 0) -> None:
         self.reference = reference
         self.cost_model = cost_model
         self.max_offset = float(max_offset)
+        self.evidence_delay_ms = int(evidence_delay_ms)
         self.reset()
 
     def reset(self) -> None:
@@ -174,6 +177,9 @@ class ObservationBuilder:
         self._rel_fraud = 0.0
         self._cost_agent = 0.0
         self._cost_static = 0.0
+        # the fallback's evidence: label costs at arrival, immediate costs once matured
+        self._fb = np.zeros(2)
+        self._pending: deque[tuple[int, float, float]] = deque()
         self.steps = 0
 
     @property
@@ -218,10 +224,16 @@ class ObservationBuilder:
             _, over_a = effective_decisions(np.asarray(w.decisions, np.int8), ts, cm)
             _, over_s = effective_decisions(static_d, ts, cm)
             pen = cm.overflow_penalty if cm.overflow_rule == "penalty" else cm.review_cost
-            self._cost_agent = _ema(self._cost_agent, cm.review_cost * n_rev + pen * over_a.sum(), 168.0)
-            self._cost_static = _ema(
-                self._cost_static, cm.review_cost * n_rev_static + pen * over_s.sum(), 168.0
-            )
+            imm_a = cm.review_cost * n_rev + pen * over_a.sum()
+            imm_s = cm.review_cost * n_rev_static + pen * over_s.sum()
+            self._cost_agent = _ema(self._cost_agent, imm_a, 168.0)
+            self._cost_static = _ema(self._cost_static, imm_s, 168.0)
+            self._pending.append((w.t_end, float(imm_a), float(imm_s)))
+        matured = np.zeros(2)
+        while self._pending and self._pending[0][0] + self.evidence_delay_ms <= w.t_end:
+            _, ia, is_ = self._pending.popleft()
+            matured += (ia, is_)
+        self._fb = self._fb + (1 - 0.5 ** (1 / 168)) * (matured - self._fb)
         self.steps += 1
         return self.observation(current, w.t_end)
 
@@ -235,11 +247,17 @@ class ObservationBuilder:
         # accumulate with the same decay as the immediate costs (one week half-life)
         self._cost_agent += (1 - 0.5 ** (1 / 168)) * agent
         self._cost_static += (1 - 0.5 ** (1 / 168)) * static
+        self._fb += (1 - 0.5 ** (1 / 168)) * np.array([agent, static])
 
     @property
     def observed_costs(self) -> tuple[float, float]:
         """Decayed ``(agent, static)`` observed cost (released labels + reviews)."""
         return self._cost_agent, self._cost_static
+
+    @property
+    def fallback_costs(self) -> tuple[float, float]:
+        """Decayed ``(agent, static)`` cost on matured evidence (what the fallback compares)."""
+        return float(self._fb[0]), float(self._fb[1])
 
     def observation(self, current: ThresholdPolicy, t_end: int) -> np.ndarray:
         ref = self.reference

@@ -80,7 +80,8 @@ def test_fallback_hands_over_to_static_when_agent_costs_too_much():
     s = stream(hours=120, seed=4, delay_ms=2 * 3_600_000)
     ref = reference(s)
     g = Guardrails(max_step=5.0, t_review_min=0.001, t_decline_min=0.001, max_decline_rate=1.0,
-                   fallback_margin=0.1, fallback_cooldown=12)
+                   fallback_margin=0.1, fallback_cooldown=12,
+                   fallback_evidence_delay_ms=2 * 3_600_000)
     reckless = ActorProposer(lambda obs: np.array([1.0, 1.0]), ref, 6.0)  # approves nearly all fraud
     agent = OnlineAgent(reckless, ref, COST, g, max_offset=6.0)
     r = run_policy(s, agent, COST, audit=g)
@@ -131,3 +132,15 @@ def test_agent_policy_in_batches_matches_the_interval_replay():
                           for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(s)], strict=True)])
     np.testing.assert_array_equal(got, want.decisions)
     assert len(published) == len(want.thresholds) - 1
+
+
+def test_fallback_waits_for_matured_evidence_before_judging_extra_reviews():
+    # an agent that reviews more pays at once but is repaid only when chargebacks come
+    s = stream(hours=72, seed=9, delay_ms=20 * 86_400_000)
+    ref = reference(s)
+    eager = ActorProposer(lambda obs: np.array([-1.0, 0.0]), ref, 2.0)
+    quick = Guardrails(fallback_evidence_delay_ms=0, max_decline_rate=1.0)
+    patient = Guardrails(max_decline_rate=1.0)  # 14 days by default
+    runs = [run_policy(s, OnlineAgent(eager, ref, COST, g), COST) for g in (quick, patient)]
+    assert runs[0].extra["fallback_triggers"] >= 1  # judged on review costs alone
+    assert runs[1].extra["fallback_triggers"] == 0
