@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["WorkerMetrics"]
+__all__ = ["WorkerMetrics", "observe_many"]
 
 #: Milliseconds: from 1 ms to a minute, denser below 50 ms where the P99 target is.
 _LATENCY_BUCKETS_MS = (1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 250, 500, 1000, 5000, 60000)
@@ -84,3 +85,26 @@ class WorkerMetrics:
             registry=r,
         )
         self.checkpoints = Counter("riskflow_checkpoints", "State snapshots written", registry=r)
+
+
+def observe_many(hist: Histogram, values: np.ndarray) -> None:
+    """``hist.observe(v)`` for every value, with one counter update per bucket.
+
+    prometheus_client has no bulk observe and a per-record ``observe`` costs
+    as much as scoring the record; this fills the same (non-cumulative)
+    bucket counters and sum the loop would. Relies on prometheus_client's
+    ``_upper_bounds`` / ``_buckets`` / ``_sum`` (checked by a unit test).
+
+    >>> h = Histogram("h", "h", buckets=(1, 5), registry=CollectorRegistry())
+    >>> observe_many(h, np.array([0.5, 3.0, 9.0, 1.0]))
+    >>> [b.get() for b in h._buckets], h._sum.get()
+    ([2.0, 1.0, 1.0], 13.5)
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return
+    bounds = np.asarray(hist._upper_bounds, dtype=np.float64)
+    idx = np.searchsorted(bounds, values, side="left")  # le: value <= bound
+    for i, n in zip(*np.unique(idx, return_counts=True), strict=True):
+        hist._buckets[int(i)].inc(int(n))
+    hist._sum.inc(float(values.sum()))
