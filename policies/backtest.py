@@ -155,7 +155,7 @@ def synthetic_scorer(seed: int = 0, base_rate: float = 0.005,
 
 def model_scorer(model_path: str, feature_config: Any = None, chunk: int = 65_536) -> Scorer:
     """Scores from the trained ensemble: features replayed in time order, labels at label time."""
-    from riskflow.features import FeatureEngine  # type: ignore[attr-defined]
+    from riskflow.features import FeatureEngine
     from riskflow.models import load_model
 
     from riskflow.batch import LabelBatch, TxBatch

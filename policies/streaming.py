@@ -107,10 +107,14 @@ class AgentPolicy:
 
     def _close(self) -> None:
         assert self._end is not None
-        cat = [np.concatenate(x) if self._parts else np.zeros(0) for x in zip(*self._parts, strict=True)] \
-            if self._parts else [np.zeros(0), np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int64)]
-        lab = [np.concatenate(x) for x in zip(*self._labels, strict=True)] if self._labels else \
-            [np.zeros(0, np.int8), np.zeros(0), np.zeros(0), np.zeros(0, np.int8)]
+        cat: list[np.ndarray] = (
+            [np.concatenate(x) for x in zip(*self._parts, strict=True)] if self._parts
+            else [np.zeros(0), np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int64)]
+        )
+        lab: list[np.ndarray] = (
+            [np.concatenate(x) for x in zip(*self._labels, strict=True)] if self._labels
+            else [np.zeros(0, np.int8), np.zeros(0), np.zeros(0), np.zeros(0, np.int8)]
+        )
         w = WindowStats(self._end, cat[0], cat[1], cat[2].astype(np.int8), cat[3].astype(np.int64),
                         lab[0], lab[1], lab[2], lab[3])
         self._parts, self._labels = [], []

@@ -39,7 +39,7 @@ from riskflow.policies.window import OBS_NAMES, Reference, WindowStats
 __all__ = ["ThresholdEnv"]
 
 
-class ThresholdEnv(gym.Env):  # type: ignore[misc]
+class ThresholdEnv(gym.Env):
     """Thresholds as actions over replayed scored streams.
 
     Parameters
