@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Publish a transactions file to the transactions topic.",
     ),
     "watch": ("riskflow.commands.watch:watch", "Live view of decisions: rate, latency, mix, declines."),
+    "replay": ("riskflow.commands.replay:replay", "Backtest: replay history through features, models, policies."),
     "train": ("riskflow.commands.train:train", "Train, evaluate and save the fraud model ensemble."),
     "features": ("riskflow.commands.features:features", "List the feature catalogue (--json for machines)."),
     "simulate": ("riskflow.commands.simulate:simulate", "Simulate card payments with fraud scenarios, delayed labels and drift."),

@@ -220,8 +220,12 @@ class PolicyConfig(_Section):
     """Decision thresholds and where a trained policy lives."""
 
     path: Path | None = None
-    t_review: float = Field(0.5, ge=0, le=1)
-    t_decline: float = Field(0.9, ge=0, le=1)
+    # Scores are calibrated fraud probabilities and fraud is rare (~0.5%):
+    # review from a 5% chance (10x the base rate), decline when fraud is the
+    # likelier outcome. `riskflow policy train` replaces these with thresholds
+    # optimised for cost on validation data.
+    t_review: float = Field(0.05, ge=0, le=1)
+    t_decline: float = Field(0.5, ge=0, le=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> PolicyConfig:
