@@ -43,11 +43,8 @@ broker-stop:  ## Stop the local broker
 broker-status:
 	@$(BROKER) status
 
-demo: setup broker-start  ## Broker up, topics, simulated data, and the main job on it
-	$(RISKFLOW) topics create
-	@test -f $(DEMO_DIR)/manifest.json || $(RISKFLOW) simulate --preset demo --out $(DEMO_DIR)
-	$(RISKFLOW) produce --data $(DEMO_DIR) --rate 0
-	$(RISKFLOW) produce --labels $(DEMO_DIR)/labels --rate 0
+demo: setup broker-start  ## Broker up, simulated history, model trained if absent, worker + live stream + live view, replay report
+	deploy/demo.sh
 
 # CI runs this on a clean clone with no services running: it installs, starts
 # the broker, runs every test, and stops the broker again if it started it.
