@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +27,15 @@ from typing import Any
 
 import numpy as np
 import orjson
-from riskflow.policies.agent import ActorProposer, NumpyActor, OnlineAgent, StaticProposer
-from riskflow.policies.cost import CostModel
+from riskflow.policies.agent import (
+    ActorProposer,
+    ControllerProposer,
+    NumpyActor,
+    OnlineAgent,
+    StaticProposer,
+)
+from riskflow.policies.controller import RateController
+from riskflow.policies.cost import HOUR_MS, CostModel
 from riskflow.policies.decide import ThresholdPolicy
 from riskflow.policies.exceptions import PolicyArtifactError, PolicyError
 from riskflow.policies.guardrails import Guardrails
@@ -78,6 +86,24 @@ class PolicyArtifact:
     actor: NumpyActor | None = None
     max_offset: float = 2.0
     meta: dict[str, Any] | None = None
+
+    def make_controller(self, interval_ms: int) -> OnlineAgent:
+        """The target-rate controller baseline built on this artifact's facts.
+
+        It keeps reviews at the static policy's validation volume per interval,
+        at most 90% of review capacity (arrivals fluctuate within the hour), and
+        declines at the static threshold; guardrails apply, no fallback.
+        """
+        if self.reference is None:
+            raise PolicyArtifactError(f"Policy {self.version!r} has no reference facts; it cannot run online.")
+        ref = self.reference
+        target = ref.review_rate * ref.tx_per_interval * interval_ms / ref.interval_ms
+        cap = self.cost_model.review_capacity_per_hour
+        if math.isfinite(cap):
+            target = min(target, 0.9 * cap * interval_ms / HOUR_MS)
+        ctrl = RateController(self.static, None, None, window=2, target_reviews_per_interval=target)
+        return OnlineAgent(ControllerProposer(ctrl), ref, self.cost_model, self.guardrails,
+                           version="controller", fallback=False)
 
     def make_agent(self, *, shadow: bool = False, fallback: bool = True) -> OnlineAgent:
         """A fresh :class:`OnlineAgent` acting with this policy."""

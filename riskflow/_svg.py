@@ -108,6 +108,10 @@ def _legend(names: Sequence[str]) -> list[str]:
     return out
 
 
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
     a = np.asarray(values, dtype=float)
     return a[np.isfinite(a)]
@@ -207,7 +211,9 @@ def bar_chart(
     for i, (lab, v) in enumerate(zip(labels, values, strict=True)):
         y = _M["t"] + i * row
         w = (v / vmax) * (_W - left - 60)
-        out.append(f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">{_esc(lab)[:52]}</text>')
+        out.append(
+            f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">{_esc(_short(lab, 46))}</text>'
+        )
         out.append(
             f'<rect x="{left}" y="{y + 2}" width="{max(w, 0):.1f}" height="{row - 5}" fill="{PALETTE[0]}"/>'
         )

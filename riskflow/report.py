@@ -62,7 +62,10 @@ def _num(v: Any, pct: bool = False) -> str:
 
 def _table(runs: Sequence[RunView]) -> str:
     fprs = list(next(iter(runs)).metrics.get("recall_at_fpr", {}).keys()) if runs else []
-    cost_parts = sorted({k for r in runs for k in r.metrics.get("cost", {}) if k != "total"})
+    # money-valued parts only (the cost dict also carries counts)
+    cost_parts = sorted(
+        {k for r in runs for k in r.metrics.get("cost", {}) if k.endswith(("_loss", "_cost"))}
+    )
     head = (
         ["run", "ROC AUC", "avg precision"]
         + [f"recall @ FPR {f}" for f in fprs]

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import io
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from riskflow.policies.agent import ControllerProposer, OnlineAgent
+from riskflow.policies.agent import OnlineAgent
 from riskflow.policies.artifact import PolicyArtifact, load_policy, new_version, save_policy
 from riskflow.policies.backtest import (
     HOUR_MS,
@@ -36,7 +35,6 @@ from riskflow.policies.backtest import (
     run_policy,
     synthetic_scorer,
 )
-from riskflow.policies.controller import RateController
 from riskflow.policies.cost import CostModel
 from riskflow.policies.decide import ThresholdPolicy
 from riskflow.policies.guardrails import Guardrails
@@ -170,13 +168,7 @@ def evaluate(cfg: ExperimentConfig, policy_path: str | Path, plots_dir: str | Pa
     """Static, controller and RL side by side on a fresh stream per scenario."""
     art = load_policy(policy_path)
     assert art.reference is not None
-    ref, static, guard = art.reference, art.static, art.guardrails
-    cap = cfg.cost_model.review_capacity_per_hour
-    # the controller keeps reviews at the static policy's validation volume per
-    # interval, at most 90% of capacity (arrivals fluctuate within the hour)
-    target = ref.review_rate * ref.tx_per_interval
-    if math.isfinite(cap):
-        target = min(target, 0.9 * cap * cfg.interval_ms / HOUR_MS)
+    static, guard = art.static, art.guardrails
     doc: dict[str, Any] = {
         "policy_version": art.version, "algorithm": (art.meta or {}).get("algorithm"),
         "scorer": cfg.scorer_name, "cost_model": cfg.cost_model.to_dict(),
@@ -191,8 +183,7 @@ def evaluate(cfg: ExperimentConfig, policy_path: str | Path, plots_dir: str | Pa
             "static": run_policy(stream, static, cfg.cost_model, interval_ms=cfg.interval_ms,
                                  audit=guard, name="static"),
         }
-        ctrl = OnlineAgent(ControllerProposer(RateController(static, None, None, window=2, target_reviews_per_interval=target)), ref,
-                           cfg.cost_model, guard, version="controller", fallback=False)
+        ctrl = art.make_controller(cfg.interval_ms)
         runs["controller"] = run_policy(stream, ctrl, cfg.cost_model, interval_ms=cfg.interval_ms,
                                         audit=guard, name="controller")
         runs["rl"] = run_policy(stream, art.make_agent(), cfg.cost_model, interval_ms=cfg.interval_ms,

@@ -228,7 +228,7 @@ def _policies(
                 )
             if spec == "controller":
                 out.append(
-                    ("controller", lambda _m, _s, a=artifact: make_controller(a, interval_ms))
+                    ("controller", lambda _m, _s, a=artifact: a.make_controller(interval_ms))
                 )
             else:
                 out.append(("rl", lambda _m, _s, a=artifact: a.make_agent()))
@@ -238,7 +238,7 @@ def _policies(
             if art.kind == "rl":
                 out.append((name, lambda _m, _s, a=art: a.make_agent()))
             elif art.kind == "controller":
-                out.append((name, lambda _m, _s, a=art: make_controller(a, interval_ms)))
+                out.append((name, lambda _m, _s, a=art: a.make_controller(interval_ms)))
             else:
                 out.append((name, lambda _m, _s, a=art: a.static))
         else:
