@@ -14,7 +14,7 @@ STAMP := $(VENV)/.riskflow-installed
 DEMO_DIR ?= data/demo
 PYTEST_ARGS ?=
 
-.PHONY: constraints help setup venv kafka-fetch broker-start broker-stop broker-status demo test test-unit lint bench clean
+.PHONY: constraints help setup venv browser kafka-fetch broker-start broker-stop broker-status demo test test-unit lint bench clean
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,6 +30,17 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch: a CPU wheel found on this machine (pip's find-links) wins; else PyPI's default build.
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $@
+
+# The report test opens report.html in headless Chromium. Debian's package is
+# installed when missing and we may (root or passwordless sudo); otherwise the
+# test says how to get it (and fails under CI=true instead of skipping).
+browser:  ## Install Debian's Chromium for the report rendering test (if missing)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+	    echo "make: chromium not found and no root: the report rendering test will skip (apt-get install chromium)"; exit 0; fi; \
+	  echo "make: installing Debian's chromium for the report rendering test"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+	  || echo "make: could not install chromium; the report rendering test will skip"; }
 
 kafka-fetch:  ## Fetch Apache Kafka's jars through Maven (cached in .cache/kafka)
 	@$(BROKER) fetch
@@ -48,7 +59,7 @@ demo: setup broker-start  ## Broker up, simulated history, model trained if abse
 
 # CI runs this on a clean clone with no services running: it installs, starts
 # the broker, runs every test, and stops the broker again if it started it.
-test: setup  ## Install, start the broker, run all tests (unit + real-broker integration)
+test: setup browser  ## Install, start the broker, run all tests (unit + real-broker integration)
 	@started=0; \
 	if ! $(BROKER) status >/dev/null 2>&1; then $(BROKER) start || exit 1; started=1; fi; \
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
