@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("riskflow.commands.simulate:simulate", "Simulate card payments with fraud scenarios, delayed labels and drift."),
     "worker": ("riskflow.commands.worker:worker", "Stream processor: consume transactions, emit decisions."),
     "policy": ("riskflow.commands.policy:policy", "Train and evaluate the adaptive-threshold RL agent."),
+    "rules": ("riskflow.commands.rules:rules", "Analyst rules: check a rule file, publish it to workers, show it."),
+    "lists": ("riskflow.commands.lists:lists", "Allow / deny / watch lists: add, remove, show."),
 }
 
 #: name -> ("module:attribute", help) for `riskflow bench NAME`; each prints JSON with --json.
@@ -40,6 +42,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "stream": ("riskflow.commands.bench_stream:stream", "Worker tx/s and end-to-end latency next to a null pipeline."),
     "features": ("riskflow.commands.features:bench_features", "Feature-engine tx/s vs a pandas baseline."),
     "simulate": ("riskflow.commands.bench_simulate:simulate", "Simulator tx/s, Parquet writing included."),
+    "rules": ("riskflow.commands.bench_rules:rules", "Scoring time added by 100 active rules (key `overhead`)."),
 }
 
 

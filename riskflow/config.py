@@ -41,6 +41,7 @@ __all__ = [
     "FeatureConfig",
     "ModelConfig",
     "PolicyConfig",
+    "RulesConfig",
     "StreamConfig",
     "SecurityConfig",
     "load_config",
@@ -191,6 +192,9 @@ class TopicsConfig(_Section):
     policy: TopicConfig = TopicConfig(
         name="riskflow.policy", partitions=1, cleanup_policy="compact"
     )
+    # Analyst rules and allow/deny lists: one key per rule set and list entry,
+    # so compaction keeps exactly the current rules; one partition, one order.
+    rules: TopicConfig = TopicConfig(name="riskflow.rules", partitions=1, cleanup_policy="compact")
 
     def all(self) -> dict[str, TopicConfig]:
         """Role -> topic, in a stable order."""
@@ -236,6 +240,14 @@ class PolicyConfig(_Section):
         return self
 
 
+class RulesConfig(_Section):
+    """Analyst rules and lists (see README "Rules and lists")."""
+
+    #: Rule set TOML a worker starts with (the rules topic's rule set replaces it)
+    #: and `riskflow replay` uses when --rules is not given. None: no rules.
+    path: Path | None = None
+
+
 class StreamConfig(_Section):
     """The stream processor (riskflow worker)."""
 
@@ -267,6 +279,7 @@ class Config(_Section):
     features: FeatureConfig = FeatureConfig()
     model: ModelConfig = ModelConfig()
     policy: PolicyConfig = PolicyConfig()
+    rules: RulesConfig = RulesConfig()
     stream: StreamConfig = StreamConfig()
     security: SecurityConfig = SecurityConfig()
 

@@ -7,7 +7,10 @@ system would have done (train/serve parity).
 
 Each batch is scored by exactly one model version and one policy version
 (read once at the start of the batch), so a hot reload between batches never
-splits or double-scores a batch.
+splits or double-scores a batch. The same holds for analyst rules and lists
+(:mod:`riskflow.policies.rules`): when given, they are applied after the
+policy in the documented order (allow list, deny list, active rules by
+priority, then the model's decision), and every hit is added to the reason codes.
 """
 
 from __future__ import annotations
@@ -62,6 +65,12 @@ class DecisionBatch:
     policy_version: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     fallback: bool = False
+    #: Version of the rules + lists applied (None: no rules stage).
+    rules_version: str | None = None
+    #: The policy's own decisions before rules and lists (None: no rules stage).
+    model_decision: np.ndarray | None = None
+    #: What rules and lists found (a riskflow.policies.rules.RuleHits), for backtests.
+    rule_hits: Any = None
 
     def __len__(self) -> int:
         return int(self.score.shape[0])
@@ -79,6 +88,7 @@ class DecisionBatch:
                 "model_version": self.model_version,
                 "policy_version": self.policy_version,
                 "fallback": self.fallback,
+                "rules_version": self.rules_version,
                 "timings_ms": timings,
             }
             for tx, name, s, r in zip(self.tx_id, names, self.score, self.reasons, strict=True)
@@ -117,19 +127,37 @@ class ScoringPipeline:
         holder exposing the current one as ``.policy``.
     reason_k
         Reason codes per reviewed or declined transaction.
+    rules
+        Optional rules and lists: a :class:`riskflow.policies.rules.LiveRules`
+        (hot-updated; read once per batch through ``current()``) or a fixed
+        :class:`riskflow.policies.rules.RulesView`.
     """
 
-    def __init__(self, engine: _Features, model: Any, policy: Any, *, reason_k: int = 3) -> None:
+    def __init__(
+        self, engine: _Features, model: Any, policy: Any, *, reason_k: int = 3, rules: Any = None
+    ) -> None:
         self.engine = engine
         self.model = model
         self.policy = policy
         self.reason_k = reason_k
+        self.rules = rules
+        self._feature_index: dict[str, int] | None = None
 
     def _current_model(self) -> _Model:
         return self.model.model if hasattr(self.model, "model") else self.model
 
     def _current_policy(self) -> _Policy:
         return self.policy.policy if hasattr(self.policy, "policy") else self.policy
+
+    def _current_rules(self) -> Any:
+        r = self.rules
+        return r.current() if hasattr(r, "current") else r
+
+    def feature_index(self) -> dict[str, int]:
+        """Feature name -> column of the feature matrix (what rules read)."""
+        if self._feature_index is None:
+            self._feature_index = {n: i for i, n in enumerate(self.engine.feature_names)}
+        return self._feature_index
 
     def features(self, tx: TxBatch, labels: LabelBatch | None = None) -> np.ndarray:
         """Advance the feature state by ``tx`` (and ``labels``) and return the matrix."""
@@ -143,6 +171,7 @@ class ScoringPipeline:
         before it.
         """
         model, policy = self._current_model(), self._current_policy()
+        rules = self._current_rules() if self.rules is not None else None
         t0 = time.perf_counter()
         X = self.engine.process(tx, labels)
         t1 = time.perf_counter()
@@ -150,14 +179,31 @@ class ScoringPipeline:
         t2 = time.perf_counter()
         decisions = np.asarray(policy.decide(scores), dtype=np.int8)
         t3 = time.perf_counter()
-        flagged = np.flatnonzero(decisions > 0)
+        model_decision, hits, rule_codes = decisions, None, {}
+        if rules is not None:
+            hits = rules.evaluate(tx, X, scores, self.feature_index())
+            decisions, decided_by = hits.decide(model_decision)
+            rule_codes = hits.reason_codes(decided_by)
+        t_rules = time.perf_counter()
+        # Model reasons where the model flagged and the final decision still flags.
+        flagged = np.flatnonzero((decisions > 0) & (model_decision > 0))
         reasons: list[list[dict[str, Any]]] = [[] for _ in range(len(scores))]
         if flagged.size:
             for row, codes in zip(
                 flagged, model.reason_codes(X, flagged, k=self.reason_k), strict=True
             ):
                 reasons[int(row)] = codes
+        for row, codes in rule_codes.items():
+            reasons[row] = codes + reasons[row]
         t4 = time.perf_counter()
+        timings = {
+            "features": (t1 - t0) * 1e3,
+            "model": (t2 - t1) * 1e3,
+            "policy": (t3 - t2) * 1e3,
+            "reasons": (t4 - t_rules) * 1e3,
+        }
+        if rules is not None:
+            timings["rules"] = (t_rules - t3) * 1e3
         return DecisionBatch(
             tx_id=tx.tx_id,
             score=scores,
@@ -165,10 +211,8 @@ class ScoringPipeline:
             reasons=reasons,
             model_version=model.version,
             policy_version=policy.version,
-            timings_ms={
-                "features": (t1 - t0) * 1e3,
-                "model": (t2 - t1) * 1e3,
-                "policy": (t3 - t2) * 1e3,
-                "reasons": (t4 - t3) * 1e3,
-            },
+            timings_ms=timings,
+            rules_version=None if rules is None else rules.version,
+            model_decision=None if rules is None else model_decision,
+            rule_hits=hits,
         )

@@ -3,7 +3,8 @@
 :class:`PipelineScoring` adapts :class:`riskflow.pipeline.ScoringPipeline`
 (features -> ensemble -> policy, the one function replay also calls) to what
 :class:`~riskflow.streams.processor.StreamProcessor` needs: snapshots of the
-feature state and live policy updates from the compacted policy topic.
+feature state, live policy updates from the compacted policy topic, and live
+rules / list updates from the compacted rules topic (:mod:`riskflow.policies.rules`).
 """
 
 from __future__ import annotations
@@ -80,6 +81,14 @@ class PipelineScoring:
             self.pipeline.policy = update
         return str(getattr(update, "version", None))
 
+    def apply_rules(self, key: bytes | None, value: bytes | None, offset: int | None = None) -> str:
+        """Apply one rules-topic record (rule set or list entry); return the version in force."""
+        from riskflow.policies.rules import LiveRules
+
+        if self.pipeline.rules is None:
+            self.pipeline.rules = LiveRules(self.pipeline.engine.feature_names)
+        return str(self.pipeline.rules.apply_update(key, value, offset))
+
 
 def load_scoring(config: Config) -> PipelineScoring:
     """Feature engine, trained model (``config.model.path``) and threshold policy."""
@@ -98,4 +107,9 @@ def load_scoring(config: Config) -> PipelineScoring:
         policy: Any = ThresholdPolicy(config.policy.t_review, config.policy.t_decline)
     except ImportError:
         policy = Thresholds(config.policy.t_review, config.policy.t_decline)
-    return PipelineScoring(ScoringPipeline(engine, model, policy))
+    rules = None
+    if config.rules.path is not None:
+        from riskflow.policies.rules import LiveRules, RuleSet
+
+        rules = LiveRules(engine.feature_names, RuleSet.load(config.rules.path))
+    return PipelineScoring(ScoringPipeline(engine, model, policy, rules=rules))

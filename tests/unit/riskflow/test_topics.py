@@ -17,6 +17,7 @@ def test_roles_default_to_all_in_config_order():
         "decisions",
         "dead_letter",
         "policy",
+        "rules",
     ]
 
 

@@ -1,0 +1,188 @@
+"""The decision order: lists and rules beside the model, for one batch.
+
+For each transaction, in this order (the first that applies decides):
+
+1. **allow list**: any of its card token, customer, merchant, device, IP,
+   card BIN or country is on the ``allow`` list -> approve;
+2. **deny list**: any of them is on the ``deny`` list -> decline;
+3. **active rules by priority** (lower ``priority`` first, then file order):
+   the first active rule whose condition holds and whose action is
+   decline / review / approve sets that decision (``tag`` rules never decide);
+4. **the model + threshold policy**.
+
+Shadow rules are evaluated and recorded, never decide. Every hit (list entry,
+active, tag or shadow rule) is recorded in the decision's reason codes:
+``list:allow:<kind>``, ``list:deny:<kind>``, ``rule:<id>`` and
+``rule:<id>:shadow``. Both the stream (:class:`riskflow.pipeline.ScoringPipeline`)
+and ``riskflow replay`` call :meth:`RulesView.evaluate` and
+:meth:`RuleHits.decide`, so a backtest shows exactly what the stream decides.
+
+>>> import numpy as np, pandas as pd
+>>> from riskflow.batch import TxBatch
+>>> from riskflow.policies.rules import ListEntry, ListStore, RuleSet
+>>> tx = TxBatch.from_frame(pd.DataFrame({"tx_id": list("abc"), "event_time": [1, 2, 3],
+...     "card_token": ["c1", "c2", "c3"], "merchant_id": ["m", "m", "m"],
+...     "amount": [3000.0, 3000.0, 10.0]}))
+>>> rs = RuleSet.from_toml('[[rule]]\\nid = "big"\\nwhen = "amount > 2000"\\naction = "decline"')
+>>> store = ListStore(); store.put(ListEntry("allow", "card", "c2"))
+>>> view = RulesView(rs.compile([]), store.snapshot())
+>>> hits = view.evaluate(tx, np.zeros((3, 0)), np.array([0.1, 0.1, 0.9]))
+>>> final, by = hits.decide(np.array([0, 0, 2], np.int8))
+>>> final.tolist(), [c["code"] for c in hits.reason_codes(by)[1]]
+([2, 0, 2], ['list:allow:card', 'rule:big'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from riskflow.batch import TxBatch
+from riskflow.policies.rules._compile import BatchView
+from riskflow.policies.rules.lists import LIST_KINDS, ListSnapshot
+from riskflow.policies.rules.ruleset import ACTION_CODES, CompiledRuleSet, Rule
+
+__all__ = ["RulesView", "RuleHits", "BY_MODEL", "BY_ALLOW", "BY_DENY", "EMPTY_RULES"]
+
+#: ``decided_by`` values that are not a rule index.
+BY_MODEL, BY_ALLOW, BY_DENY = -1, -2, -3
+
+EMPTY_RULES = CompiledRuleSet("none", (), ())
+
+
+@dataclass(frozen=True)
+class RuleHits:
+    """What lists and rules found in one batch (before combining with the model)."""
+
+    rules: tuple[Rule, ...]
+    #: (n, n_rules) bool, columns in evaluation order.
+    hits: np.ndarray
+    #: kind -> bool per row, for the allow and deny lists (kinds with entries only).
+    allow: Mapping[str, np.ndarray] = field(default_factory=dict)
+    deny: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.hits.shape[0])
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(r.id for r in self.rules)
+
+    def any_allow(self) -> np.ndarray:
+        return _any(self.allow, len(self))
+
+    def any_deny(self) -> np.ndarray:
+        return _any(self.deny, len(self))
+
+    def decide(
+        self, model_decision: np.ndarray, *, only: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(final decisions, decided_by)`` by the documented order.
+
+        ``decided_by`` is the rule's column for a rule decision, else
+        :data:`BY_ALLOW`, :data:`BY_DENY` or :data:`BY_MODEL`. ``only``
+        restricts the deciding rules to those columns (replay uses it to
+        price one rule at a time); lists always apply.
+        """
+        final = np.array(model_decision, dtype=np.int8, copy=True)
+        by = np.full(final.shape[0], BY_MODEL, dtype=np.int32)
+        open_ = np.ones(final.shape[0], dtype=bool)
+        allow = self.any_allow()
+        if allow.any():
+            final[allow], by[allow] = 0, BY_ALLOW
+            open_ &= ~allow
+        deny = self.any_deny() & open_
+        if deny.any():
+            final[deny], by[deny] = 2, BY_DENY
+            open_ &= ~deny
+        cols = range(len(self.rules)) if only is None else sorted(only)
+        deciding = np.array([j for j in cols if self.rules[j].decides], dtype=np.intp)
+        if deciding.size and open_.any():
+            H = self.hits[:, deciding] & open_[:, None]
+            hit = H.any(axis=1)
+            if hit.any():
+                first = deciding[H.argmax(axis=1)[hit]]  # the first deciding rule that holds
+                codes = np.array([ACTION_CODES.get(r.action, 0) for r in self.rules], dtype=np.int8)
+                final[hit] = codes[first]
+                by[hit] = first
+        return final, by
+
+    def reason_codes(self, decided_by: np.ndarray) -> dict[int, list[dict[str, Any]]]:
+        """Row -> reason codes of its list and rule hits (rows without any are left out)."""
+        out: dict[int, list[dict[str, Any]]] = {}
+        for name, masks in (("allow", self.allow), ("deny", self.deny)):
+            for kind, mask in masks.items():
+                for row in np.flatnonzero(mask).tolist():
+                    out.setdefault(row, []).append(
+                        {
+                            "code": f"list:{name}:{kind}",
+                            "description": f"{kind} on the {name} list",
+                            "decided": bool(
+                                decided_by[row] == (BY_ALLOW if name == "allow" else BY_DENY)
+                            ),
+                        }
+                    )
+        rows, cols = np.nonzero(self.hits)
+        if rows.size:
+            templates = [_template(r) for r in self.rules]
+            by = decided_by.tolist()
+            for row, j in zip(rows.tolist(), cols.tolist(), strict=True):
+                code = dict(templates[j])
+                code["decided"] = by[row] == j
+                out.setdefault(row, []).append(code)
+        return out
+
+
+def _template(rule: Rule) -> dict[str, Any]:
+    return {
+        "code": f"rule:{rule.id}:shadow" if rule.mode == "shadow" else f"rule:{rule.id}",
+        "description": rule.reason or rule.when,
+        "action": rule.action,
+    }
+
+
+def _any(masks: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    out = np.zeros(n, dtype=bool)
+    for m in masks.values():
+        out |= m
+    return out
+
+
+@dataclass(frozen=True)
+class RulesView:
+    """One immutable version of rules + lists: what a batch is decided with.
+
+    ``version`` reads ``<rule set version>+lists@<list version>``.
+    """
+
+    ruleset: CompiledRuleSet = EMPTY_RULES
+    lists: ListSnapshot = field(default_factory=ListSnapshot)
+    lists_version: int = 0
+
+    @property
+    def version(self) -> str:
+        return f"{self.ruleset.version}+lists@{self.lists_version}"
+
+    @property
+    def empty(self) -> bool:
+        return not self.ruleset.rules and len(self.lists) == 0
+
+    def evaluate(
+        self,
+        tx: TxBatch,
+        X: np.ndarray,
+        score: np.ndarray,
+        feature_index: Mapping[str, int] | None = None,
+    ) -> RuleHits:
+        """Evaluate the lists and every rule (active, tag and shadow) on one batch."""
+        view = BatchView(tx, X, feature_index or {}, np.asarray(score), self.lists)
+        masks: dict[str, dict[str, np.ndarray]] = {"allow": {}, "deny": {}}
+        for name in masks:
+            for kind in self.lists.kinds(name):
+                masks[name][kind] = self.lists.member(
+                    name, kind, getattr(tx, LIST_KINDS[kind]), tx.ts
+                )
+        return RuleHits(self.ruleset.rules, self.ruleset.hits(view), masks["allow"], masks["deny"])
