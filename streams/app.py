@@ -174,16 +174,20 @@ class RiskWorker:
                 self._producer = None
 
     async def _policy_consumer(self) -> Any:
+        """One consumer of the compacted policy and rules topics, from their beginnings."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        topic = self.config.topics.policy.name
         consumer = AIOKafkaConsumer(**aiokafka_kwargs(self.config.kafka), enable_auto_commit=False)
         await consumer.start()
-        parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        tps = []
+        for topic in (self.config.topics.policy.name, self.config.topics.rules.name):
+            parts = consumer.partitions_for_topic(topic)
+            if not parts:
+                await consumer._client.force_metadata_update()
+                parts = consumer.partitions_for_topic(topic) or set()
+            if not parts:
+                log.warning("topic %s not found; starting without its updates", topic)
+            tps += [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         return consumer, tps
@@ -217,8 +221,12 @@ class RiskWorker:
             self._policy_consumer_obj = None
 
     def _apply_policy(self, batches: dict[Any, list[Any]]) -> None:
+        rules_topic = self.config.topics.rules.name
         for records in batches.values():
             for r in records:
+                if r.topic == rules_topic:
+                    self._apply_rules(r)
+                    continue
                 try:
                     version = self.scoring.apply_policy(r.key, r.value)
                 except Exception:  # noqa: BLE001 - a bad update must not stop the worker
@@ -226,6 +234,34 @@ class RiskWorker:
                     continue
                 self.metrics.policy_updates.inc()
                 log.info("policy update applied: version %s", version)
+
+    def _apply_rules(self, r: Any) -> None:
+        """Apply one rules-topic record between batches and log where it takes effect.
+
+        Batches are decided synchronously (no await inside scoring), so the
+        processor's positions now are the first input offsets decided with
+        the new version. Logged at WARNING: a decision-changing event belongs
+        in the log at the worker's default level.
+        """
+        apply = getattr(self.scoring, "apply_rules", None)
+        if apply is None:
+            log.warning(
+                "scoring %s takes no rules; ignoring rules topic offset %d",
+                type(self.scoring).__name__,
+                r.offset,
+            )
+            return
+        try:
+            version = apply(r.key, r.value, r.offset)
+        except Exception:  # noqa: BLE001 - a bad update must not stop the worker
+            log.exception("ignoring invalid rules update at rules topic offset %d", r.offset)
+            return
+        log.warning(
+            "rules version %s (rules topic offset %d) applies from input offsets %s",
+            version,
+            r.offset,
+            orjson.dumps(self.processor.positions).decode(),
+        )
 
     # -- agents ----------------------------------------------------------------
 

@@ -101,6 +101,7 @@ def make_topics(bootstrap: str, names: dict[str, str], partitions: int) -> None:
                 NewTopic(names["decisions"], partitions, 1),
                 NewTopic(names["dead_letter"], 1, 1),
                 NewTopic(names["policy"], 1, 1, topic_configs={"cleanup.policy": "compact"}),
+                NewTopic(names["rules"], 1, 1, topic_configs={"cleanup.policy": "compact"}),
             ]
         )
         admin.wait_for_topics(list(names.values()), timeout_ms=15_000)
