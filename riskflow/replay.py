@@ -56,6 +56,10 @@ class ReplayRun:
     thresholds: pd.DataFrame
     metrics: dict[str, Any] = field(default_factory=dict)
     daily: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: With rules: the policy's own decisions, the rules' hits, per-tx rule codes.
+    model_decision: np.ndarray | None = None
+    rule_hits: Any = None
+    rule_codes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -88,6 +92,7 @@ def replay(
     chunk_size: int = DEFAULT_CHUNK,
     reason_k: int = 3,
     progress: Progress | None = None,
+    rules: Any = None,
 ) -> ReplayResult:
     """Replay ``dataset`` through the feature engine, every model and every policy.
 
@@ -115,6 +120,10 @@ def replay(
         ``(name, factory)`` pairs; ``factory(model_name, stream)`` returns a
         :class:`~riskflow.policies.ThresholdPolicy` or an
         :class:`~riskflow.policies.OnlineAgent` for that model's scored stream.
+    rules
+        A :class:`riskflow.policies.rules.RulesView` (rules + lists), applied
+        to every run in the stream's decision order after its policy; each
+        run's metrics then carry a ``rules`` table (:func:`~riskflow.policies.rules.backtest.rule_report`).
     """
     from riskflow.policies import CostModel
     from riskflow.policies.backtest import ScoredStream, run_policy
@@ -137,6 +146,12 @@ def replay(
     total_steps = 2 * n
 
     scores = {name: np.empty(n, dtype=np.float64) for name, _ in models}
+    rule_parts: dict[str, list[Any]] = {name: [] for name, _ in models}
+    feature_index: dict[str, int] = {}
+    if rules is not None:
+        names = engine_factory().feature_names
+        feature_index = {f: i for i, f in enumerate(names)}
+        timings["rules"] = 0.0
 
     def feature_pass(on_chunk: Callable[[int, int, np.ndarray], None], done_before: int) -> None:
         engine = engine_factory()
@@ -164,6 +179,14 @@ def replay(
             t0 = time.perf_counter()
             scores[name][start:stop] = model.predict_proba(X)
             timings["models"] += time.perf_counter() - t0
+            if rules is not None:
+                # The stream's own rules stage (RulesView.evaluate), chunk by chunk.
+                t0 = time.perf_counter()
+                chunk = tx.take(slice(start, stop))
+                rule_parts[name].append(
+                    rules.evaluate(chunk, X, scores[name][start:stop], feature_index)
+                )
+                timings["rules"] += time.perf_counter() - t0
 
     feature_pass(score_chunk, 0)
 
@@ -177,6 +200,22 @@ def replay(
             result = run_policy(stream, pol, cm, interval_ms=interval_ms, name=f"{mname} / {pname}")
             timings["policies"] += time.perf_counter() - t0
             thr = result.thresholds.rename(columns={"t": "ts"})
+            decision = result.decisions.astype(np.int8)
+            extra: dict[str, Any] = {}
+            if rules is not None and rule_parts[mname]:
+                from riskflow.policies.rules import RuleHits
+
+                hits = RuleHits.concat(rule_parts[mname])
+                final, by = hits.decide(decision)
+                codes = hits.reason_codes(by)
+                extra = {
+                    "model_decision": decision,
+                    "rule_hits": hits,
+                    "rule_codes": [
+                        "; ".join(c["code"] for c in codes.get(i, ())) for i in range(n)
+                    ],
+                }
+                decision = final
             runs.append(
                 ReplayRun(
                     name=f"{mname} / {pname}",
@@ -185,11 +224,12 @@ def replay(
                     model_version=str(model.version),
                     policy_version=str(getattr(pol, "version", pname)),
                     score=scores[mname],
-                    decision=result.decisions.astype(np.int8),
+                    decision=decision,
                     reasons=[""] * n,
                     reason_counts=Counter(),
                     thresholds=thr,
                     metrics={"policy_run": result.summary()},
+                    **extra,
                 )
             )
 
@@ -232,6 +272,18 @@ def replay(
             importance[mname] = {str(k): float(v) for k, v in fi().items()}
     for run in runs:
         evaluate_run(run, tx_df, truth, cm)
+        if run.rule_hits is not None:
+            from riskflow.policies.rules.backtest import rule_report
+
+            run.metrics["rules"] = rule_report(
+                run.rule_hits,
+                run.model_decision,
+                truth,
+                tx.amount,
+                tx.ts,
+                cm,
+                version=getattr(rules, "version", None),
+            )
     return ReplayResult(tx_df, truth, runs, timings, importance)
 
 
@@ -314,6 +366,7 @@ def write_outputs(
                     "score": run.score,
                     "decision": np.asarray(DECISION_NAMES, dtype=object)[run.decision],
                     "reasons": run.reasons,
+                    **({"rules": run.rule_codes} if run.rule_codes else {}),
                 }
             )
         )
@@ -350,6 +403,7 @@ def write_outputs(
             r.daily,
             r.thresholds,
             dict(r.reason_counts.most_common(15)),
+            r.metrics.get("rules"),
         )
         for r in result.runs
     ]

@@ -44,6 +44,8 @@ class RunView:
     daily: pd.DataFrame
     thresholds: pd.DataFrame
     reason_counts: Mapping[str, int] = field(default_factory=dict)
+    #: Per-rule backtest figures (riskflow.policies.rules.backtest.rule_report), if rules ran.
+    rules: Mapping[str, Any] | None = None
 
 
 def _day_fmt(ms: float) -> str:
@@ -96,6 +98,36 @@ def _table(runs: Sequence[RunView]) -> str:
     )
 
 
+def _rules_table(r: RunView) -> str:
+    """One row per rule: hits, precision, recall contribution, cost impact, model overlap."""
+    rep = r.rules or {}
+    head = ["rule", "mode", "action", "priority", "hits", "precision", "recall",
+            "recall contribution", "cost impact", "overlap with model", "decided"]  # fmt: skip
+    rows = []
+    for x in rep.get("rules", []):
+        cells = [
+            html.escape(str(x["id"])), html.escape(x["mode"]), html.escape(x["action"]),
+            str(x["priority"]), f"{x['hits']:,}", _num(x["precision"], pct=True),
+            _num(x["recall"], pct=True), _num(x["recall_contribution"], pct=True),
+            _num(x["cost_impact"]), _num(x["overlap_model"], pct=True), f"{x['decided']:,}",
+        ]  # fmt: skip
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    lists = rep.get("lists", {})
+    return (
+        f"<h3>{html.escape(r.name)} (rules {html.escape(str(rep.get('version')))})</h3>"
+        f"<p>cost: model only {_num(rep.get('cost_model_only'))}, with lists "
+        f"{_num(rep.get('cost_with_lists'))}, with rules {_num(rep.get('cost_with_rules'))}; "
+        f"allow-list hits {lists.get('allow_hits', 0):,}, deny-list hits "
+        f"{lists.get('deny_hits', 0):,}. Cost impact and recall contribution are each rule's "
+        "alone on top of the model and lists (shadow rules priced as if active).</p>"
+        "<table><thead><tr>"
+        + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
+
+
 def _by_model(runs: Sequence[RunView]) -> dict[str, RunView]:
     out: dict[str, RunView] = {}
     for r in runs:
@@ -127,6 +159,8 @@ def render_report(
     models = _by_model(runs)
     sections: list[str] = []
     sections.append("<h2>Comparison</h2>" + _table(runs))
+    if any(r.rules for r in runs):
+        sections.append("<h2>Rules</h2>" + "".join(_rules_table(r) for r in runs if r.rules))
 
     pr, roc = {}, {}
     for name, r in models.items():

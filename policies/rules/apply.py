@@ -71,6 +71,25 @@ class RuleHits:
     def rule_ids(self) -> tuple[str, ...]:
         return tuple(r.id for r in self.rules)
 
+    @classmethod
+    def concat(cls, parts: Sequence[RuleHits]) -> RuleHits:
+        """The hits of consecutive batches as one (replay evaluates chunk by chunk)."""
+        if not parts:
+            raise ValueError("concat needs at least one RuleHits")
+        first = parts[0]
+
+        def join(attr: str) -> dict[str, np.ndarray]:
+            kinds = {k for p in parts for k in getattr(p, attr)}
+            return {
+                k: np.concatenate(
+                    [getattr(p, attr).get(k, np.zeros(len(p), dtype=bool)) for p in parts]
+                )
+                for k in kinds
+            }
+
+        hits = np.concatenate([p.hits for p in parts], axis=0)
+        return cls(first.rules, hits, join("allow"), join("deny"))
+
     def any_allow(self) -> np.ndarray:
         return _any(self.allow, len(self))
 

@@ -75,6 +75,18 @@ def _progress(enabled: bool):  # noqa: ANN202 - (callback, closer)
     show_default=True,
     help="How often online policies act (event time).",
 )
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Rule set TOML to backtest beside the model (default: config rules.path).",
+)
+@click.option(
+    "--lists",
+    "lists_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="List entries as JSON (what `riskflow lists show --json` prints).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics summary as JSON.")
 @click.pass_context
 def replay(
@@ -86,6 +98,8 @@ def replay(
     policy_specs: tuple[str, ...],
     out_dir: str,
     interval: str,
+    rules_path: str | None,
+    lists_path: str | None,
     as_json: bool,
 ) -> None:
     """Replay history through the live features, models and policies; write decisions, metrics and a report.
@@ -93,6 +107,10 @@ def replay(
     \b
     Writes OUT/decisions.parquet, OUT/metrics.json and OUT/report.html.
     Example: riskflow replay --data data/sim --model artifacts/model --policy static --policy rl --out out/bt
+
+    With --rules (and --lists) each run also gets a per-rule table (hits,
+    precision, recall contribution, cost impact, overlap with the model) in
+    metrics.json and report.html, and a `rules` column in decisions.parquet.
     """
     from riskflow.errors import RiskflowError
     from riskflow.mapping import parse_duration_ms
@@ -122,6 +140,7 @@ def replay(
             models.append((_unique(Path(d).name or "model", [n for n, _ in models]), m))
         interval_ms = parse_duration_ms(interval)
         policies, cost_model, images = _policies(cfg, policy_specs or ("static",), interval_ms)
+        rules = _rules(rules_path or cfg.rules.path, lists_path, probe.feature_names)
         update, close = _progress(not as_json)
         try:
             result = run_replay(
@@ -132,6 +151,7 @@ def replay(
                 cost_model=cost_model,
                 interval_ms=interval_ms,
                 progress=update,
+                rules=rules,
             )
         finally:
             close()
@@ -161,6 +181,7 @@ def replay(
             )
         }
         | {"total_cost": r.metrics["cost"]["total"]}
+        | ({"rules": r.metrics["rules"]} if "rules" in r.metrics else {})
         for name, r in ((r.name, r) for r in result.runs)
     }
     if as_json:
@@ -181,9 +202,36 @@ def replay(
             f"cost {m['total_cost']:,.0f}  decline {100 * m['decline_rate']:.2f}%  "
             f"review {100 * m['review_rate']:.2f}%"
         )
+        for x in m.get("rules", {}).get("rules", []):
+            prec = "-" if x["precision"] is None else f"{100 * x['precision']:.1f}%"
+            overlap = "-" if x["overlap_model"] is None else f"{100 * x['overlap_model']:.0f}%"
+            click.echo(
+                f"  rule {x['id']} ({x['mode']} {x['action']}): hits {x['hits']:,}  "
+                f"precision {prec}  recall +{100 * x['recall_contribution']:.2f}%  "
+                f"cost impact {x['cost_impact']:+,.0f}  overlap with model {overlap}"
+            )
     click.echo(
         f"{len(ds.transactions):,} transactions at {result.tx_per_s:,.0f} tx/s; report: {paths['report']}"
     )
+
+
+def _rules(rules_path: Any, lists_path: str | None, feature_names: Any) -> Any:
+    """The RulesView to backtest, or None without rules and lists."""
+    if rules_path is None and lists_path is None:
+        return None
+    from riskflow.policies.rules import ListEntry, ListStore, RuleSet, RulesView
+    from riskflow.policies.rules.ruleset import CompiledRuleSet
+
+    compiled = (
+        RuleSet.load(rules_path).compile(list(feature_names))
+        if rules_path is not None
+        else CompiledRuleSet("none", (), ())
+    )
+    store = ListStore()
+    if lists_path is not None:
+        for d in json.loads(Path(lists_path).read_text()):
+            store.put(ListEntry.from_dict(d))
+    return RulesView(compiled, store.snapshot(), store.version)
 
 
 def _iso(ms: Any) -> str:
