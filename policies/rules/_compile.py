@@ -161,8 +161,13 @@ class _Compiler:
             return Compiled(lambda v, a=_TX_KEYS[n]: getattr(v.tx, a), f"key:{n}", n)
         if n in self.features:
             j = self.features[n]
-            # One contiguous copy per batch: a column of the row-major matrix is strided.
-            return Compiled(_cached(n, lambda v, j=j: np.ascontiguousarray(v.X[:, j])), "num", n)
+            # One contiguous float64 copy per batch (a column of the row-major matrix is
+            # strided); float64 so this twin compares exactly as the numba kernel does.
+            return Compiled(
+                _cached(n, lambda v, j=j: np.ascontiguousarray(v.X[:, j], dtype=np.float64)),
+                "num",
+                n,
+            )
         if n in self.lists:
             raise self.error(
                 f"{n!r} is a list, not a value",
