@@ -34,6 +34,7 @@ and ``riskflow replay`` call :meth:`RulesView.evaluate` and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,14 +118,14 @@ class RuleHits:
         if deny.any():
             final[deny], by[deny] = 2, BY_DENY
             open_ &= ~deny
-        cols = range(len(self.rules)) if only is None else sorted(only)
-        deciding = np.array([j for j in cols if self.rules[j].decides], dtype=np.intp)
+        deciding, codes = _deciding(self.rules)
+        if only is not None:
+            deciding = np.intersect1d(deciding, np.asarray(only, dtype=np.intp))
         if deciding.size and open_.any():
             H = self.hits[:, deciding] & open_[:, None]
             hit = H.any(axis=1)
             if hit.any():
                 first = deciding[H.argmax(axis=1)[hit]]  # the first deciding rule that holds
-                codes = np.array([ACTION_CODES.get(r.action, 0) for r in self.rules], dtype=np.int8)
                 final[hit] = codes[first]
                 by[hit] = first
         return final, by
@@ -146,7 +147,7 @@ class RuleHits:
                     )
         rows, cols = np.nonzero(self.hits)
         if rows.size:
-            templates = [_template(r) for r in self.rules]
+            templates = _templates(self.rules)
             by = decided_by.tolist()
             for row, j in zip(rows.tolist(), cols.tolist(), strict=True):
                 code = dict(templates[j])
@@ -155,12 +156,25 @@ class RuleHits:
         return out
 
 
-def _template(rule: Rule) -> dict[str, Any]:
-    return {
-        "code": f"rule:{rule.id}:shadow" if rule.mode == "shadow" else f"rule:{rule.id}",
-        "description": rule.reason or rule.when,
-        "action": rule.action,
-    }
+@functools.lru_cache(maxsize=16)
+def _templates(rules: tuple[Rule, ...]) -> list[dict[str, Any]]:
+    """Each rule's reason code without ``decided`` (once per rule set, not per batch)."""
+    return [
+        {
+            "code": f"rule:{r.id}:shadow" if r.mode == "shadow" else f"rule:{r.id}",
+            "description": r.reason or r.when,
+            "action": r.action,
+        }
+        for r in rules
+    ]
+
+
+@functools.lru_cache(maxsize=16)
+def _deciding(rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Columns of the rules that decide, and every rule's decision code."""
+    deciding = np.array([j for j, r in enumerate(rules) if r.decides], dtype=np.intp)
+    codes = np.array([ACTION_CODES.get(r.action, 0) for r in rules], dtype=np.int8)
+    return deciding, codes
 
 
 def _any(masks: Mapping[str, np.ndarray], n: int) -> np.ndarray:
