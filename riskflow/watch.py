@@ -62,16 +62,29 @@ class DecisionStats:
         self._policies: Counter[str] = Counter()
 
     def update(
-        self, records: Iterable[Mapping[str, Any]], now: float | None = None
+        self,
+        records: Iterable[Mapping[str, Any]],
+        now: float | None = None,
+        now_ms: float | None = None,
     ) -> DecisionStats:
-        """Account for ``records`` that arrived at ``now`` (default: the clock)."""
+        """Account for ``records`` that arrived at ``now`` (default: the monotonic clock).
+
+        A record's latency is its ``latency_ms`` if it has one, else
+        ``now_ms`` (wall clock in ms, default: the clock) minus its
+        ``source_ts_ms``, the input record's Kafka timestamp the worker copies
+        into each decision.
+        """
         now = time.monotonic() if now is None else now
+        now_ms = time.time() * 1000 if now_ms is None else now_ms
         for r in records:
             self.total += 1
             decision = str(r.get("decision", "?"))
             self.mix[decision] += 1
             self.fallbacks += bool(r.get("fallback"))
             lat = r.get("latency_ms")
+            src = r.get("source_ts_ms")
+            if not isinstance(lat, int | float) and isinstance(src, int | float):
+                lat = now_ms - src
             self._arrivals.append(
                 (now, float(lat) if isinstance(lat, int | float) else float("nan"))
             )

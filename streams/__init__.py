@@ -117,4 +117,21 @@ health) but takes each micro-batch from one aiokafka group consumer's
 batch's output (at-least-once) or inside its transaction (exactly-once).
 Every integration test runs on both engines. ``riskflow bench stream`` uses
 ``bulk`` unless told otherwise.
+
+Per-record cost
+---------------
+What the worker does per record outside scoring is kept to C-speed
+builtins and numba: a batch is validated column by column
+(:mod:`._columns`; the exact per-record validator runs only when a batch
+holds something unusual, and names each bad record's error), entity keys are
+remembered per id (:class:`._batch.KeyCache`), output partitions come from
+one compiled murmur2 pass (:mod:`._partition`), metrics are observed per
+batch, and BLAS / torch are pinned to ``model.num_threads`` threads (one by
+default). Exactly-once commits one transaction per batch: batching
+transactions over an interval would cut commits but hold every decision
+invisible to ``read_committed`` readers until the commit, adding the interval
+to latency; per batch, the commit is amortised by the batch itself, which
+grows with the backlog (``getmany`` returns what is buffered, up to
+``max_batch_size``). ``riskflow bench stream`` reports what bounds the
+worker (stage times per batch from ``/metrics``).
 """

@@ -23,10 +23,9 @@ import signal
 import time
 from typing import Any
 
+from riskflow.kafka import aiokafka_kwargs
 from riskflow.streams.app import LAG_INTERVAL_S, RiskWorker
 from riskflow.streams.processor import InRecord
-
-from riskflow.kafka import aiokafka_kwargs
 
 __all__ = ["BulkWorker"]
 

@@ -187,9 +187,8 @@ class LinearModel:
 def features_linear_scorer(config: Any) -> Any:
     """Factory: the real FeatureEngine (all features) and pipeline with :class:`LinearModel`."""
     from riskflow.features import FeatureEngine
-    from riskflow.streams.scoring import PipelineScoring, Thresholds
-
     from riskflow.pipeline import ScoringPipeline
+    from riskflow.streams.scoring import PipelineScoring, Thresholds
 
     engine = FeatureEngine(config.features)
     return PipelineScoring(

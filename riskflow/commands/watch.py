@@ -95,14 +95,10 @@ def watch(ctx: click.Context, seconds: float, from_beginning: bool, refresh: flo
                 for batch in polled.values():
                     for msg in batch:
                         try:
-                            rec = orjson.loads(msg.value)
+                            recs.append(orjson.loads(msg.value))
                         except orjson.JSONDecodeError:
                             continue
-                        src = rec.get("source_ts_ms")
-                        if "latency_ms" not in rec and isinstance(src, int | float):
-                            rec["latency_ms"] = now_ms - src
-                        recs.append(rec)
-                stats.update(recs)
+                stats.update(recs, now_ms=now_ms)
                 live.update(_render(stats.snapshot(), topic))
     except KeyboardInterrupt:
         pass

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from riskflow.streams.reference import CountingScorer
 
 from riskflow.batch import TxBatch
 from riskflow.schema import validate_transaction
+from riskflow.streams.reference import CountingScorer
 
 pytestmark = [pytest.mark.kafka]
 
@@ -235,7 +235,9 @@ def test_every_transaction_decided_once_and_garbage_dead_lettered(
             mixed.append(bad.pop())
     mixed.extend(bad)
     n_bad = 300
+    sent_from_ms = time.time() * 1000
     produce(kafka_bootstrap, topics["transactions"], mixed)
+    sent_to_ms = time.time() * 1000
 
     w = Worker(env, engine=engine)
     try:
@@ -258,6 +260,8 @@ def test_every_transaction_decided_once_and_garbage_dead_lettered(
     assert one["decision"] in ("approve", "review", "decline")
     assert one["model_version"] == "counting-1" and one["policy_version"] == "default"
     assert "features" in one["timings_ms"] and one["fallback"] is False
+    # Each decision carries its input record's (producer) timestamp: watch's latency.
+    assert all(sent_from_ms - 1 <= d["source_ts_ms"] <= sent_to_ms + 1 for d in decisions)
 
     assert len(dead) == n_bad
     body = orjson.loads(dead[0].value)
@@ -452,9 +456,8 @@ class _LinearModel:
 def feature_pipeline_scorer(config: Any) -> Any:
     """Worker factory: the real FeatureEngine and ScoringPipeline with the linear model."""
     from riskflow.features import FeatureEngine
-    from riskflow.streams.scoring import PipelineScoring, Thresholds
-
     from riskflow.pipeline import ScoringPipeline
+    from riskflow.streams.scoring import PipelineScoring, Thresholds
 
     engine = FeatureEngine(config.features)
     model = _LinearModel(engine.n_features)
@@ -467,9 +470,8 @@ def test_real_feature_pipeline_decisions_match_offline_scoring(
     kafka_bootstrap: str, stream_env: Any, consume: Callable[..., list[Any]]
 ) -> None:
     """Through Kafka in micro-batches, the real features give the offline pipeline's scores."""
-    from riskflow.streams.bench import make_transactions
-
     from riskflow.config import load_config
+    from riskflow.streams.bench import make_transactions
 
     env, topics = stream_env
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])

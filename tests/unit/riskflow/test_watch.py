@@ -30,3 +30,20 @@ def test_declines_kept_newest_first_and_fallbacks_counted() -> None:
     assert [d["tx_id"] for d in snap.recent_declines] == ["t2", "t1"]
     assert snap.recent_declines[0]["reasons"] == ["f"]
     assert snap.fallbacks == 1 and snap.model_versions == ["m2"]
+
+
+def test_latency_from_the_source_timestamp_the_worker_copies() -> None:
+    s = DecisionStats()
+    s.update(
+        [
+            {"decision": "approve", "source_ts_ms": 1_000.0},
+            {"decision": "approve", "source_ts_ms": 990},
+            {"decision": "approve", "source_ts_ms": None},  # no timestamp: no latency
+            {"decision": "approve", "source_ts_ms": 0, "latency_ms": 4.0},  # given wins
+        ],
+        now=0.0,
+        now_ms=1_010.0,
+    )
+    snap = s.snapshot(now=0.0)
+    assert snap.latency_p50_ms == 10.0 and snap.latency_p99_ms is not None
+    assert 19.0 < snap.latency_p99_ms <= 20.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
 from riskflow.streams.metrics import WorkerMetrics, observe_many
 
 

@@ -7,12 +7,12 @@ import base64
 import numpy as np
 import orjson
 import pytest
-from riskflow.streams._batch import tx_batch
-from riskflow.streams.processor import InRecord, StreamProcessor
-from riskflow.streams.reference import CountingScorer
 
 from riskflow.batch import TxBatch
 from riskflow.schema import validate_transaction
+from riskflow.streams._batch import tx_batch
+from riskflow.streams.processor import InRecord, StreamProcessor
+from riskflow.streams.reference import CountingScorer
 
 T0 = 1_767_268_800_000
 
@@ -59,6 +59,7 @@ def test_one_decision_per_valid_record_and_dead_letters_for_the_rest() -> None:
     assert p.positions == {"tx/0": len(values)}
     d = out.decisions[0]
     assert d["source"] == {"partition": 0, "offset": 0} and d["event_time"] == T0
+    assert d["source_ts_ms"] == T0  # the input record's timestamp: watch's latency
     assert d["decision"] in ("approve", "review", "decline") and d["fallback"] is False
 
 
@@ -78,6 +79,7 @@ def test_scoring_failure_emits_flagged_fallback_for_every_transaction(fallback: 
     assert out.fallback == 3
     assert [d["decision"] for d in out.decisions] == [fallback] * 3
     assert all(d["fallback"] and d["score"] is None for d in out.decisions)
+    assert all(d["source_ts_ms"] == T0 for d in out.decisions)
     orjson.dumps(out.decisions)  # JSON-ready
 
 
@@ -113,6 +115,39 @@ def test_snapshot_restore_continues_identically() -> None:
     got = resumed.process_transactions(recs(values[20:], start=20)).decisions
     assert [d["reasons"] for d in got] == [d["reasons"] for d in expected]
     assert [d["score"] for d in got] == [d["score"] for d in expected]
+
+
+def test_label_keys_on_both_sides_of_2_63_stay_exact() -> None:
+    p = StreamProcessor(CountingScorer())
+    out = p.process_transactions(recs([orjson.dumps(tx(i)) for i in range(12)]))
+    assert len(out.decisions) == 12
+    labels = [
+        orjson.dumps({"tx_id": f"t{i}", "label": 1, "label_time": T0 + 20}) for i in range(12)
+    ]
+    p.process_labels(recs(labels, topic="lab"))
+    got = p._take_labels()
+    assert got is not None
+    cards = tx_batch([validate_transaction(tx(i)) for i in range(12)]).card
+    assert (cards > 2**63).any() and (cards < 2**63).any()  # both sides, or the test is moot
+    np.testing.assert_array_equal(got.card, cards)
+
+
+def test_pending_labels_keep_exact_entity_keys_through_repeated_snapshots() -> None:
+    p = StreamProcessor(CountingScorer())
+    p.process_transactions(recs([orjson.dumps(tx(i)) for i in range(4)]))
+    label = orjson.dumps({"tx_id": "t1", "label": 1, "label_time": T0 + 9})
+    p.process_labels(recs([label], topic="lab"))
+    want = p._take_labels()
+    p.process_labels(recs([label], start=1, topic="lab"))  # the same label, pending again
+    for _ in range(2):  # a restored state snapshotted again (uint64 keys must stay ints)
+        q = StreamProcessor(CountingScorer())
+        q.restore(p.snapshot())
+        p = q
+    got = p._take_labels()
+    assert want is not None and got is not None
+    for name, a, b in zip(want._fields, want, got, strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+        assert a.dtype == b.dtype, name
 
 
 def test_snapshot_of_another_layout_is_refused() -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import orjson
+
+from riskflow.config import Config
 from riskflow.features import FeatureEngine
+from riskflow.pipeline import ScoringPipeline
 from riskflow.policies import ThresholdPolicy, encode_policy_update
 from riskflow.streams.processor import InRecord, StreamProcessor
 from riskflow.streams.scoring import PipelineScoring, Thresholds
-
-from riskflow.config import Config
-from riskflow.pipeline import ScoringPipeline
 
 T0 = 1_767_268_800_000
 
