@@ -113,6 +113,24 @@ class Compiled:
     const: bool = False
 
 
+#: What a constant's evaluator is called with: constants read no batch.
+_NO_VIEW: Any = None
+
+
+def _const(x: Any) -> Fn:
+    return lambda v: x
+
+
+def _tx_attr(attr: str) -> Fn:
+    return lambda v: getattr(v.tx, attr)
+
+
+def _feature(j: int) -> Fn:
+    # One contiguous float64 copy per batch: a column of the row-major matrix is
+    # strided, and float64 keeps a literal such as 0.7 from being rounded to float32.
+    return lambda v: np.ascontiguousarray(v.X[:, j], dtype=np.float64)
+
+
 def _cached(text: str, compute: Fn) -> Fn:
     def run(v: BatchView) -> Any:
         out = v.cache.get(text)
@@ -154,20 +172,14 @@ class _Compiler:
                     return np.where(m < 0, np.nan, m.astype(np.float64))
 
                 return Compiled(_cached("mcc", mcc), "num", "mcc")
-            return Compiled(lambda v, a=attr: getattr(v.tx, a), "num", n)
+            return Compiled(_tx_attr(attr), "num", n)
         if n in _TX_ENUMS:
-            return Compiled(lambda v, a=n: getattr(v.tx, a), f"enum:{n}", n)
+            return Compiled(_tx_attr(n), f"enum:{n}", n)
         if n in _TX_KEYS:
-            return Compiled(lambda v, a=_TX_KEYS[n]: getattr(v.tx, a), f"key:{n}", n)
+            return Compiled(_tx_attr(_TX_KEYS[n]), f"key:{n}", n)
         if n in self.features:
             j = self.features[n]
-            # One contiguous float64 copy per batch (a column of the row-major matrix is
-            # strided); float64 so this twin compares exactly as the numba kernel does.
-            return Compiled(
-                _cached(n, lambda v, j=j: np.ascontiguousarray(v.X[:, j], dtype=np.float64)),
-                "num",
-                n,
-            )
+            return Compiled(_cached(n, _feature(j)), "num", n)
         if n in self.lists:
             raise self.error(
                 f"{n!r} is a list, not a value",
@@ -185,12 +197,12 @@ class _Compiler:
     def compile(self, node: Node) -> Compiled:
         if isinstance(node, Num):
             val = float(node.value)
-            return Compiled(lambda v, x=val: x, "num", repr(val), const=True)
+            return Compiled(_const(val), "num", repr(val), const=True)
         if isinstance(node, Bool):
             b = bool(node.value)
-            return Compiled(lambda v, x=b: x, "bool", str(b).lower(), const=True)
+            return Compiled(_const(b), "bool", str(b).lower(), const=True)
         if isinstance(node, Str):
-            return Compiled(lambda v, x=node.value: x, "str", repr(node.value), const=True)
+            return Compiled(_const(node.value), "str", repr(node.value), const=True)
         if isinstance(node, Name):
             return self.name(node)
         if isinstance(node, Unary):
@@ -284,8 +296,8 @@ class _Compiler:
         if a.type == b.type == "num" or (a.type == b.type == "bool" and op in ("==", "!=")):
             fa, fb = a.fn, b.fn
             if a.const and b.const:
-                val = bool(ufunc(fa(None), fb(None)))  # type: ignore[arg-type]
-                return Compiled(lambda v, x=val: x, "bool", str(val).lower(), const=True)
+                val = bool(ufunc(fa(_NO_VIEW), fb(_NO_VIEW)))
+                return Compiled(_const(val), "bool", str(val).lower(), const=True)
             return self.node(text, "bool", _apply2(ufunc, a, b))
         if a.type.startswith(("enum:", "key:")) and b.type == "str":
             if op not in ("==", "!="):
@@ -295,8 +307,8 @@ class _Compiler:
                     f"use == or != (or {a.text} in [...])",
                 )
             code = self.literal_code(
-                a, b.fn(None), node.right.pos if isinstance(node.right, Str) else node.pos
-            )  # type: ignore[arg-type]
+                a, b.fn(_NO_VIEW), node.right.pos if isinstance(node.right, Str) else node.pos
+            )
             fa = a.fn
             return self.node(text, "bool", lambda v: ufunc(fa(v), code))
         raise self.error(
@@ -357,7 +369,7 @@ class _Compiler:
                     bad[0].pos,
                     'e.g. country in ["NG", "RU"]',
                 )
-            codes = [self.literal_code(item, o.value, o.pos) for o in node.options]  # type: ignore[union-attr]
+            codes = [self.literal_code(item, str(o.value), o.pos) for o in node.options]
             values = np.unique(np.array(codes, dtype=item_dtype(item)))
         else:
             raise self.error(f"{item.text!r} ({_kind(item)}) cannot be tested with in", node.pos)
@@ -402,10 +414,10 @@ def _apply2(ufunc: Any, a: Compiled, b: Compiled) -> Fn:
     """``ufunc(a, b)`` per batch, with a constant operand bound once."""
     fa, fb = a.fn, b.fn
     if b.const:
-        y = fb(None)  # type: ignore[arg-type]
+        y = fb(_NO_VIEW)
         return lambda v: ufunc(fa(v), y)
     if a.const:
-        x = fa(None)  # type: ignore[arg-type]
+        x = fa(_NO_VIEW)
         return lambda v: ufunc(x, fb(v))
     return lambda v: ufunc(fa(v), fb(v))
 
@@ -431,8 +443,7 @@ def _isin(fi: Fn, values: np.ndarray, neg: bool) -> Fn:
 
     def search(v: BatchView) -> np.ndarray:
         a = fi(v)
-        idx = np.searchsorted(values, a)
-        np.minimum(idx, last, out=idx)
+        idx = np.minimum(np.searchsorted(values, a), last)
         out = values[idx] == a
         return ~out if neg else out
 

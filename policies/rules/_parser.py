@@ -167,6 +167,7 @@ class _Parser:
             bp = _INFIX_BP.get(op) if op is not None else None
             if bp is None or bp <= min_bp:
                 break
+            assert op is not None
             self.advance()
             if negated:
                 self.advance()

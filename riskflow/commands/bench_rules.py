@@ -181,16 +181,20 @@ def bench_rules(
 
     # Warm-up: numba compilation and caches out of the measurement.
     for p in (pipeline(False), pipeline(True)):
-        for b in batches[:2]:
-            p.score_batch(b)
+        for warm in batches[:2]:
+            p.score_batch(warm)
     base_s, with_s, stage_ms, hits = [], [], [], 0
     for r in range(repeats):
-        a, b = pipeline(False), pipeline(True)
+        plain, ruled = pipeline(False), pipeline(True)
         ta = tb = 0.0
         rules_ms = 0.0
         for i, batch in enumerate(batches):
             # Alternate which goes first so neither always gets the warmer cache.
-            order = ((a, False), (b, True)) if (i + r) % 2 == 0 else ((b, True), (a, False))
+            order = (
+                ((plain, False), (ruled, True))
+                if (i + r) % 2 == 0
+                else ((ruled, True), (plain, False))
+            )
             for pipe, has in order:
                 t0 = time.process_time()
                 out = pipe.score_batch(batch)

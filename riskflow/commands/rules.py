@@ -5,13 +5,14 @@ from __future__ import annotations
 import getpass
 import json
 import time
+from typing import Any
 
 import click
 
 from riskflow.cli import load_ctx_config
 
 
-def _compile(path: str):  # type: ignore[no-untyped-def]
+def _compile(path: str) -> tuple[Any, Any]:
     """Load and compile a rule set against the feature catalogue."""
     from riskflow.features import catalogue
     from riskflow.policies.rules import RuleSet
