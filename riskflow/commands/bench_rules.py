@@ -43,7 +43,7 @@ def make_rules(feature_names: list[str], n: int = N_RULES, seed: int = 3) -> str
         'country in ["NG", "RU", "KP"] and amount > {a}',
         "score > {p} and mcc in [7995, 5967, 4829, {m}]",
         "abs({z}) > {zz} and amount > {a2}",
-        'device_id in watch or (ip in watch and channel != "pos")',
+        'device_id in watch or (ip in watch and channel != "pos" and amount > {a2})',
         "is_missing(device_id) and amount > {a} and {c} > {k}",
         'amount / max({s}, 1) > {r} and amount > {a} and not (entry_mode == "chip")',
     ]
