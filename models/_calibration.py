@@ -4,8 +4,9 @@ Both steps are fitted on the validation window (never on training rows, which
 the members have memorised) and hold only a handful of numbers, stored as JSON.
 
 Blend: each member's logit is standardised (validation mean and deviation),
-then either weighted (``"weighted"``: the convex weights that maximise
-validation average precision, searched on a grid) or stacked (``"stacking"``:
+then either weighted (``"weighted"``: convex weights searched on a grid; of
+those within one bootstrap standard error of the best validation average
+precision, the most even split) or stacked (``"stacking"``:
 a regularised logistic regression on the standardised logits).
 
 Calibration: Platt scaling (a logistic curve on the blend) or isotonic
@@ -40,6 +41,23 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     ez = np.exp(z[~pos])
     out[~pos] = ez / (1.0 + ez)
     return out
+
+
+#: Bootstrap resamples for the standard error of validation AP.
+_BOOTSTRAP = 100
+
+
+def _bootstrap_se(y: np.ndarray, s: np.ndarray, n: int = _BOOTSTRAP, seed: int = 0) -> float:
+    """Bootstrap standard error of average precision (seeded, deterministic)."""
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n):
+        idx = rng.integers(0, len(y), len(y))
+        if 0 < int(y[idx].sum()) < len(idx):
+            vals.append(average_precision_score(y[idx], s[idx]))
+    return float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
 
 
 class Blender:
@@ -82,11 +100,18 @@ class Blender:
             aps = np.array(
                 [average_precision_score(y, w * S[:, 0] + (1 - w) * S[:, 1]) for w in grid]
             )
-            # Best AP; among near-ties the weight closest to an even split.
-            best = np.flatnonzero(aps >= aps.max() - 1e-9)
-            w = float(grid[best[np.argmin(np.abs(grid[best] - 0.5))]])
+            # One-standard-error rule: validation windows hold few known frauds
+            # (most chargebacks arrive after the cut-off), so AP differences
+            # smaller than its bootstrap standard error are noise. Among the
+            # weights within one SE of the best, take the one closest to an
+            # even split (the blend that averages the members' errors out).
+            top = int(np.argmax(aps))
+            se = _bootstrap_se(y, grid[top] * S[:, 0] + (1 - grid[top]) * S[:, 1])
+            near = np.flatnonzero(aps >= aps[top] - se - 1e-12)
+            w = float(grid[near[np.argmin(np.abs(grid[near] - 0.5))]])
             self.weights_, self.intercept_ = np.array([w, 1.0 - w]), 0.0
             self.valid_ap_grid_ = aps
+            self.valid_ap_se_ = se
         else:
             self.weights_, self.intercept_ = np.full(m, 1.0 / m), 0.0
         return self

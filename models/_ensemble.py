@@ -39,7 +39,8 @@ class Ensemble:
     members
         Which members to train, a subset of :data:`MEMBERS` (default both).
     blend
-        ``"weighted"`` (convex weights maximising validation AP) or ``"stacking"``.
+        ``"weighted"`` (convex weights: the most even split within one bootstrap standard
+        error of the best validation AP) or ``"stacking"``.
     calibration
         ``"auto"``, ``"isotonic"`` or ``"platt"`` (see :class:`Calibrator`).
     lgbm_params, mlp_params

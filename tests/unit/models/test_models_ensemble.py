@@ -134,3 +134,37 @@ def test_compiled_blend_and_calibration_match_numpy(method: str) -> None:
     np.testing.assert_allclose(
         blend_and_calibrate(Zt, b, c), c.predict(b.transform(Zt)), rtol=0, atol=1e-12
     )
+
+
+def test_blend_weights_stay_even_when_validation_cannot_tell_members_apart() -> None:
+    from riskflow.models._calibration import Blender
+
+    rng = np.random.default_rng(3)
+    y = (rng.random(20_000) < 0.005).astype(int)  # ~100 frauds, as in a real validation week
+    signal = 2.0 * y
+    # Two members of equal quality: their AP difference on this sample is noise.
+    Z = np.column_stack([signal + rng.normal(size=y.size), signal + rng.normal(size=y.size)])
+    b = Blender("weighted").fit(Z, y)
+    assert b.valid_ap_se_ > 0
+    assert abs(b.weights_[0] - 0.5) < 1e-9
+    # A member that is pure noise is still dropped: the rule only absorbs noise.
+    Z_bad = np.column_stack([rng.normal(size=y.size), signal + rng.normal(size=y.size)])
+    assert Blender("weighted").fit(Z_bad, y).weights_[0] < 0.3
+
+
+def test_lightgbm_undersamples_legitimate_rows_only() -> None:
+    from riskflow.models._lgbm import LightGBMMember
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4000, 3)).astype(np.float32)
+    y = (rng.random(4000) < 0.05).astype(int)
+    X[y == 1, 0] += 2.0
+    kw = dict(num_boost_round=5, early_stopping_rounds=5, params={"min_data_in_leaf": 5})
+    m = LightGBMMember(negative_rate=0.25, **kw).fit(X, y, X, y, feature_names=["a", "b", "c"])
+    full = LightGBMMember(negative_rate=None, **kw).fit(X, y, X, y, feature_names=["a", "b", "c"])
+    neg = int((y == 0).sum())
+    # scale_pos_weight is sqrt(neg/pos) of the rows actually trained on.
+    assert m.scale_pos_weight_ == pytest.approx(np.sqrt(0.25 * neg / y.sum()), rel=0.15)
+    assert full.scale_pos_weight_ == pytest.approx(np.sqrt(neg / y.sum()))
+    with pytest.raises(ValueError, match="negative_rate"):
+        LightGBMMember(negative_rate=0.0).fit(X, y, X, y, feature_names=["a", "b", "c"])
