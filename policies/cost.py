@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
 from riskflow.policies.decide import APPROVE, DECLINE, REVIEW
 from riskflow.policies.exceptions import bad_param
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+
 from riskflow.policies.exceptions import PolicyError
 
 __all__ = ["APPROVE", "REVIEW", "DECLINE", "DECISION_NAMES", "decide", "ThresholdPolicy"]

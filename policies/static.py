@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from riskflow.policies.cost import HOUR_MS, CostModel, cost_breakdown, per_transaction_costs
 from riskflow.policies.decide import ThresholdPolicy, decide
 from riskflow.policies.exceptions import bad_param

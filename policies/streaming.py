@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
 from riskflow.policies.agent import OnlineAgent
 from riskflow.policies.decide import ThresholdPolicy
 from riskflow.policies.window import WindowStats

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import numpy as np
+
 from riskflow.policies.agent import NumpyActor
 from riskflow.policies.exceptions import PolicyConfigError
 from riskflow.policies.rl.env import ThresholdEnv

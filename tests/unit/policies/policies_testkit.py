@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from riskflow.policies import CostModel, Reference, ThresholdPolicy
 from riskflow.policies.backtest import HOUR_MS, ScoredStream
 

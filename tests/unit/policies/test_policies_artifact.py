@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from policies_testkit import COST, reference, stream
+
 from riskflow.policies import (
     Guardrails,
     NumpyActor,
@@ -74,9 +75,10 @@ def test_corrupted_or_missing_artifact_is_refused(tmp_path):
 @pytest.mark.parametrize("algo", ["ppo", "sac"])
 def test_extracted_actor_matches_sb3(algo):
     pytest.importorskip("stable_baselines3")
+    from stable_baselines3 import PPO, SAC
+
     from riskflow.policies.rl.env import ThresholdEnv
     from riskflow.policies.rl.train import extract_actor
-    from stable_baselines3 import PPO, SAC
 
     s = stream(hours=40, seed=2)
     env = ThresholdEnv([s], reference(s), COST, episode_intervals=16, warmup_intervals=4, seed=0)

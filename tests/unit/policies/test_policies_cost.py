@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from riskflow.policies import CostModel, PolicyConfigError, cost_breakdown
 
 H = 3_600_000

@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from riskflow.policies import PolicyError, ThresholdPolicy, decide
 
 
