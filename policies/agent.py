@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
+
 from riskflow.policies.controller import RateController
 from riskflow.policies.cost import CostModel
 from riskflow.policies.decide import ThresholdPolicy, expit, logit
@@ -174,7 +175,8 @@ class OnlineAgent:
         self.version = version
         self.keep_log = keep_log
         self.builder = ObservationBuilder(reference, cost_model, max_offset,
-                                          self.guardrails.fallback_evidence_delay_ms)
+                                          self.guardrails.fallback_evidence_delay_ms,
+                                          self.guardrails.fallback_amount_cap)
         self.monitor = FallbackMonitor(self.guardrails)
         self.static = reference.static_policy().with_(version=f"{version}/static", source="static")
         self.current = self.static  # what decides the next interval

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from riskflow.policies.agent import OnlineAgent
 from riskflow.policies.cost import CostModel, cost_breakdown
 from riskflow.policies.decide import DECLINE, REVIEW, ThresholdPolicy
@@ -124,17 +125,25 @@ SYNTHETIC_SEPARABILITY: dict[str, float] = {
 
 
 def synthetic_scorer(seed: int = 0, base_rate: float = 0.005,
-                     separability: dict[str, float] | None = None) -> Scorer:
+                     separability: dict[str, float] | None = None,
+                     unseen: dict[str, float] | None = None) -> Scorer:
     """A calibrated stand-in for the trained ensemble (for tests and until models exist).
 
     Each payment gets a latent ``z ~ N(mu, 1)`` (``mu = 0`` for legitimate
     payments, the scenario's separability for fraud); the score is the exact
     posterior P(fraud | z) at ``base_rate`` under the default scenario mix, so
     it is calibrated on a stationary stream and mis-calibrated under drift,
-    as a real model would be.
+    as a real model would be: a fraud spike raises the prior the model does
+    not know about, so its scores under-state the risk.
+
+    ``unseen`` maps scenarios the model was never trained on to their (lower)
+    mean shift: their frauds are drawn with that shift, but the posterior is
+    still computed under the known scenarios only, as a model that never saw
+    the pattern would score it.
     """
     sep = dict(SYNTHETIC_SEPARABILITY if separability is None else separability)
     mus = np.array(list(sep.values()))
+    shift = {**sep, **(unseen or {})}
 
     def score(tx: pd.DataFrame, labels: pd.DataFrame) -> np.ndarray:
         rng = np.random.default_rng(seed)
@@ -142,7 +151,7 @@ def synthetic_scorer(seed: int = 0, base_rate: float = 0.005,
         scen = tx["fraud_scenario"].astype(object).to_numpy() if "fraud_scenario" in tx else None
         mu = np.zeros(len(tx))
         if scen is not None:
-            mu[y] = [sep.get(str(s), float(mus.mean())) for s in scen[y]]
+            mu[y] = [shift.get(str(s), float(mus.mean())) for s in scen[y]]
         else:
             mu[y] = float(mus.mean())
         z = rng.normal(mu, 1.0)
@@ -155,10 +164,9 @@ def synthetic_scorer(seed: int = 0, base_rate: float = 0.005,
 
 def model_scorer(model_path: str, feature_config: Any = None, chunk: int = 65_536) -> Scorer:
     """Scores from the trained ensemble: features replayed in time order, labels at label time."""
+    from riskflow.batch import LabelBatch, TxBatch
     from riskflow.features import FeatureEngine
     from riskflow.models import load_model
-
-    from riskflow.batch import LabelBatch, TxBatch
 
     def score(tx: pd.DataFrame, labels: pd.DataFrame) -> np.ndarray:
         engine = FeatureEngine(feature_config)
@@ -185,7 +193,8 @@ def model_scorer(model_path: str, feature_config: Any = None, chunk: int = 65_53
 class IntervalReplayer:
     """Walks a :class:`ScoredStream` interval by interval (see module docs)."""
 
-    def __init__(self, stream: ScoredStream, interval_ms: int, cost_model: CostModel) -> None:
+    def __init__(self, stream: ScoredStream, interval_ms: int, cost_model: CostModel,
+                 cost_amount: np.ndarray | None = None) -> None:
         if not isinstance(interval_ms, int) or interval_ms < 1000:
             raise PolicyConfigError(f"The 'interval_ms' parameter must be an int >= 1000. Got {interval_ms!r} instead.")
         self.stream = stream
@@ -203,6 +212,9 @@ class IntervalReplayer:
         self._lab_bounds = np.r_[0, np.searchsorted(lt_sorted, self.ends, side="right")]
         self.decisions = np.zeros(len(s), dtype=np.int8)
         self.decided = np.zeros(len(s), dtype=bool)
+        # the amounts the returned cost is computed on (e.g. winsorised for a
+        # training reward); what production sees always has the true amounts
+        self.cost_amount = s.amount if cost_amount is None else np.asarray(cost_amount, np.float64)
 
     def __len__(self) -> int:
         return int(self.ends.shape[0])
@@ -220,7 +232,7 @@ class IntervalReplayer:
         d = policy.decide(s.score[sl])
         self.decisions[sl] = d
         self.decided[sl] = True
-        cost = cost_breakdown(d, s.amount[sl], s.is_fraud[sl], s.ts[sl], model=self.cost_model)["total"]
+        cost = cost_breakdown(d, self.cost_amount[sl], s.is_fraud[sl], s.ts[sl], model=self.cost_model)["total"]
         rel = self._lab_order[self._lab_bounds[k]: self._lab_bounds[k + 1]]
         # a label can only be released for a payment already decided
         rel = rel[self.decided[rel]]

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
+
 from riskflow.policies.decide import ThresholdPolicy
 from riskflow.policies.exceptions import bad_param
 
@@ -39,6 +40,16 @@ class RateController:
         If given, the review target as a count per interval (e.g. the review
         capacity); it overrides ``target_review_rate``, as a rate of the
         recent volume.
+    ceiling
+        If True the review target is a ceiling: ``t_review`` never drops below
+        the static one (no extra reviews when there is spare capacity), it only
+        rises to keep reviews at the target when volume or scores grow.
+
+    >>> rc = RateController(ThresholdPolicy(0.5, 0.9), 0.1, window=1, ceiling=True)
+    >>> round(rc.propose(np.linspace(0, 1, 1001)).t_review, 2)  # 40% would be reviewed: cut to 10%
+    0.8
+    >>> rc.propose(np.linspace(0, 0.52, 1001)).t_review  # 4% would be: stay static
+    0.5
     """
 
     def __init__(
@@ -48,6 +59,7 @@ class RateController:
         target_decline_rate: float | None = None,
         window: int = 3,
         target_reviews_per_interval: float | None = None,
+        ceiling: bool = False,
     ) -> None:
         for name, v in (("target_review_rate", target_review_rate),
                         ("target_decline_rate", target_decline_rate)):
@@ -60,6 +72,7 @@ class RateController:
         self.target_decline_rate = target_decline_rate
         self.window = window
         self.target_reviews_per_interval = target_reviews_per_interval
+        self.ceiling = ceiling
         self._buf: deque[np.ndarray] = deque(maxlen=window)
 
     def propose(self, scores: np.ndarray) -> ThresholdPolicy:
@@ -79,5 +92,7 @@ class RateController:
         if rate is not None:
             above_d = float(np.mean(s >= td))
             tr = float(np.quantile(s, max(0.0, 1 - above_d - rate)))
+            if self.ceiling:
+                tr = max(tr, self.static.t_review)
         tr = min(tr, td)
         return ThresholdPolicy(tr, td, self.static.version, "controller")

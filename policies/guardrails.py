@@ -22,6 +22,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
 from riskflow.policies.decide import ThresholdPolicy, expit, logit
 from riskflow.policies.exceptions import bad_param
 
@@ -39,7 +40,12 @@ class Guardrails:
     t_review_min, t_review_max, t_decline_min, t_decline_max
         Hard bounds on each threshold.
     max_decline_rate
-        Largest share of payments declined, enforced on the recent scores.
+        Largest share of payments declined (what an audit checks per day).
+    decline_rate_headroom
+        The cap is enforced at ``headroom x max_decline_rate`` on the recent
+        scores: it is set from the past day's scores and applies to the next
+        interval's, so a rising fraud wave would otherwise carry the realised
+        daily rate over the cap.
     fallback_margin
         Fall back to static when observed cost > (1 + margin) x the static estimate.
     fallback_min_cost
@@ -50,6 +56,11 @@ class Guardrails:
     fallback_evidence_delay_ms
         How long after a decision its immediate costs count in the fallback
         comparison (about the typical label delay).
+    fallback_amount_cap
+        Amounts of released labels are winsorised at this value in the
+        fallback comparison (``None``: not). Fraud amounts are so heavy-tailed
+        that one large fraud the agent approved and static would have reviewed
+        otherwise triggers the fallback whatever the agent does on average.
     """
 
     max_step: float = 0.5
@@ -58,7 +69,13 @@ class Guardrails:
     t_decline_min: float = 0.01
     t_decline_max: float = 0.999
     max_decline_rate: float = 0.03
-    fallback_margin: float = 0.10
+    decline_rate_headroom: float = 0.8
+    #: 0.10 fired on 31% of the intervals of the new-scenario streams while the
+    #: agent was 13% cheaper than static (evidence is noisy: heavy-tailed
+    #: amounts, fraud labels weeks late, false declines never labelled); 0.25,
+    #: chosen on selection streams (never on evaluation streams), kept the
+    #: cases where the agent was really worse than static.
+    fallback_margin: float = 0.25
     fallback_min_cost: float = 1.0
     fallback_cooldown: int = 24
     #: Immediate costs (reviews, overflow) enter the fallback comparison only
@@ -66,6 +83,8 @@ class Guardrails:
     #: they stopped, which shows only when chargebacks arrive (weeks later);
     #: otherwise an agent that reviews more looks worse before its benefit can be seen.
     fallback_evidence_delay_ms: int = 14 * 86_400_000
+    #: About the 95th percentile of simulated fraud amounts (median ~250, p99 ~14,000).
+    fallback_amount_cap: float | None = 5_000.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.max_step, int | float) and self.max_step > 0):
@@ -79,8 +98,13 @@ class Guardrails:
                             (self.t_review_min, self.t_review_max, self.t_decline_min, self.t_decline_max))
         if not (isinstance(self.max_decline_rate, int | float) and 0 < self.max_decline_rate <= 1):
             raise bad_param("Guardrails", "max_decline_rate", "a number in (0, 1]", self.max_decline_rate)
+        if not (isinstance(self.decline_rate_headroom, int | float) and 0 < self.decline_rate_headroom <= 1):
+            raise bad_param("Guardrails", "decline_rate_headroom", "a number in (0, 1]", self.decline_rate_headroom)
         if not (isinstance(self.fallback_margin, int | float) and self.fallback_margin >= 0):
             raise bad_param("Guardrails", "fallback_margin", "a number >= 0", self.fallback_margin)
+        cap = self.fallback_amount_cap
+        if cap is not None and not (isinstance(cap, int | float) and cap > 0):
+            raise bad_param("Guardrails", "fallback_amount_cap", "None or a number > 0", cap)
         if not (isinstance(self.fallback_cooldown, int) and self.fallback_cooldown >= 1):
             raise bad_param("Guardrails", "fallback_cooldown", "an int >= 1", self.fallback_cooldown)
 
@@ -109,14 +133,19 @@ class Guardrails:
         tr, td = br, bd
         if recent_scores is not None and len(recent_scores):
             s = np.asarray(recent_scores, dtype=np.float64)
-            if np.mean(s >= td) > self.max_decline_rate:
-                # the smallest threshold declining at most max_decline_rate of recent scores
+            cap = self.max_decline_rate * self.decline_rate_headroom
+            if np.mean(s >= td) > cap:
+                # the smallest threshold declining at most the capped share of recent scores
                 srt = np.sort(s)
-                k = int(math.floor(self.max_decline_rate * srt.size))
+                k = int(math.floor(cap * srt.size))
                 cut = srt[srt.size - k] if k > 0 else srt[-1]
                 td = float(min(np.nextafter(cut, 2.0), 1.0))
-                while np.mean(s >= td) > self.max_decline_rate and td < 1.0:
+                while np.mean(s >= td) > cap and td < 1.0:
                     td = float(min(np.nextafter(td, 2.0), 1.0))
+                # it also moves by at most max_step (a cap set on a few noisy
+                # night-time intervals could otherwise jump); the headroom keeps
+                # the realised rate under the cap while it catches up
+                td = min(td, float(expit(cd + self.max_step)), self.t_decline_max)
                 hits.append("max_decline_rate")
         if tr > td:
             tr = td

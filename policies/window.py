@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+
 from riskflow.policies.cost import CostModel, effective_decisions, per_transaction_costs
 from riskflow.policies.decide import DECLINE, REVIEW, ThresholdPolicy, decide, logit
 
@@ -68,7 +69,8 @@ class Reference:
 
     ``q_scores`` are the score values at the 90th, 99th and 99.9th percentiles
     of validation; ``tx_per_interval`` the mean payments per interval;
-    ``fraud_rate`` the labelled fraud rate; ``static`` the static thresholds.
+    ``fraud_rate`` the labelled fraud rate; ``static`` the static thresholds;
+    ``missed_share`` the share of frauds the static policy approves.
     """
 
     q_scores: tuple[float, float, float]
@@ -80,6 +82,8 @@ class Reference:
     static_t_decline: float
     decline_rate: float = 0.001
     review_rate: float = 0.01
+    #: Share of validation frauds scored below the static ``t_review`` (approved).
+    missed_share: float = 0.3
 
     @classmethod
     def fit(
@@ -104,6 +108,7 @@ class Reference:
             static_t_decline=static.t_decline,
             decline_rate=max(float(np.mean(s >= static.t_decline)) if len(s) else 0.0, 1e-4),
             review_rate=float(np.mean((s >= static.t_review) & (s < static.t_decline))) if len(s) else 0.0,
+            missed_share=_missed_share(s, np.asarray(is_fraud), static.t_review),
         )
 
     def static_policy(self) -> ThresholdPolicy:
@@ -121,6 +126,12 @@ class Reference:
         return cls(**d)
 
 
+def _missed_share(s: np.ndarray, y: np.ndarray, t_review: float) -> float:
+    f = s[y.astype(bool)] if len(s) else s
+    # clipped away from 0 and 1 so its log ratio stays finite
+    return float(np.clip(np.mean(f < t_review), 0.01, 0.99)) if f.size else 0.3
+
+
 #: Names of the observation components, in order (the artifact records them).
 OBS_NAMES: tuple[str, ...] = (
     "tail10_ratio_fast",  # log share of scores above validation q90, relative to 10%
@@ -131,7 +142,9 @@ OBS_NAMES: tuple[str, ...] = (
     "static_review_load",  # reviews the static policy would send / capacity
     "review_load",  # reviews actually sent / capacity
     "decline_rate_ratio",  # log decline rate at static thresholds relative to validation
-    "released_fraud_ratio",  # log fraud rate among labels released recently vs validation
+    # log share of recently released frauds the static policy would have approved, vs
+    # validation: rises when a pattern the model scores low appears (label feedback)
+    "released_missed_ratio",
     "observed_cost_ratio",  # log (agent cost / static cost) on released labels + reviews
     "t_review_offset",  # current t_review relative to static, logit units / max offset
     "t_decline_offset",
@@ -159,11 +172,12 @@ class ObservationBuilder:
     """
 
     def __init__(self, reference: Reference, cost_model: CostModel, max_offset: float = 2.0,
-                 evidence_delay_ms: int = 0) -> None:
+                 evidence_delay_ms: int = 0, evidence_amount_cap: float | None = None) -> None:
         self.reference = reference
         self.cost_model = cost_model
         self.max_offset = float(max_offset)
         self.evidence_delay_ms = int(evidence_delay_ms)
+        self.evidence_amount_cap = evidence_amount_cap
         self.reset()
 
     def reset(self) -> None:
@@ -173,8 +187,8 @@ class ObservationBuilder:
         self._load_static = 0.0
         self._load = 0.0
         self._decl = 0.0
-        self._rel_n = 0.0
         self._rel_fraud = 0.0
+        self._rel_missed = 0.0
         self._cost_agent = 0.0
         self._cost_static = 0.0
         # the fallback's evidence: label costs at arrival, immediate costs once matured
@@ -210,13 +224,12 @@ class ObservationBuilder:
         self._decl = _ema(self._decl, math.log(decl / ref_decl), 6.0)
         # labels released in this window (payments decided earlier)
         yl = np.asarray(w.released_label, dtype=np.float64)
+        fraud = yl == 1
+        missed = fraud & (np.asarray(w.released_score, dtype=np.float64) < ref.static_t_review)
+        self._rel_fraud = _ema(self._rel_fraud, float(fraud.sum()), 24.0)
+        self._rel_missed = _ema(self._rel_missed, float(missed.sum()), 24.0)
         if yl.size:
-            self._rel_n = _ema(self._rel_n, float(yl.size), 24.0)
-            self._rel_fraud = _ema(self._rel_fraud, float(yl.sum()), 24.0)
             self._observe_costs(w)
-        else:
-            self._rel_n = _ema(self._rel_n, 0.0, 24.0)
-            self._rel_fraud = _ema(self._rel_fraud, 0.0, 24.0)
         # immediate review costs (agent vs static counterfactual on the same payments)
         cm = self.cost_model
         ts = w.event_times()
@@ -247,6 +260,11 @@ class ObservationBuilder:
         # accumulate with the same decay as the immediate costs (one week half-life)
         self._cost_agent += (1 - 0.5 ** (1 / 168)) * agent
         self._cost_static += (1 - 0.5 ** (1 / 168)) * static
+        if self.evidence_amount_cap is not None:  # the fallback's evidence: amounts winsorised
+            c = per_transaction_costs(np.minimum(w.released_amount, self.evidence_amount_cap),
+                                      w.released_label, self.cost_model)
+            agent = float(c[rows, np.asarray(w.released_decision, dtype=np.intp)].sum())
+            static = float(c[rows, static_d.astype(np.intp)].sum())
         self._fb += (1 - 0.5 ** (1 / 168)) * np.array([agent, static])
 
     @property
@@ -261,7 +279,8 @@ class ObservationBuilder:
 
     def observation(self, current: ThresholdPolicy, t_end: int) -> np.ndarray:
         ref = self.reference
-        rel_rate = (self._rel_fraud + 0.01) / (self._rel_n + 0.01 / max(ref.fraud_rate, 1e-6))
+        # a prior worth half a fraud at the validation share keeps the ratio near 0 until labels arrive
+        missed = (self._rel_missed + 0.5 * ref.missed_share) / (self._rel_fraud + 0.5)
         hour = (t_end // 3_600_000) % 24
         off_r = (logit(current.t_review) - logit(ref.static_t_review)) / self.max_offset
         off_d = (logit(current.t_decline) - logit(ref.static_t_decline)) / self.max_offset
@@ -273,7 +292,7 @@ class ObservationBuilder:
                 self._load_static,
                 self._load,
                 self._decl,
-                math.log(rel_rate / max(ref.fraud_rate, 1e-6)),
+                math.log(missed / ref.missed_share),
                 math.log((self._cost_agent + 1.0) / (self._cost_static + 1.0)),
                 off_r,
                 off_d,

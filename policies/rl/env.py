@@ -28,6 +28,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
 from riskflow.policies.agent import OnlineAgent, StaticProposer, action_to_policy
 from riskflow.policies.backtest import HOUR_MS, IntervalReplayer, ScoredStream
 from riskflow.policies.cost import CostModel, per_transaction_costs
@@ -52,6 +53,14 @@ class ThresholdEnv(gym.Env):
         Steps per episode (default: the whole stream after warm-up).
     warmup_intervals
         Intervals run with the static policy before the first observation.
+    reward_amount_cap
+        Fraud amounts are winsorised at this value in the ``decision`` reward
+        only, then scaled so the mean fraud amount over the training streams is
+        unchanged (reward shaping: fraud amounts are so heavy-tailed that a
+        handful of payments would otherwise decide every gradient; the
+        rescaling keeps fraud as costly on average, so the agent is not taught
+        to let more through). The observation and every evaluation use the
+        true amounts. ``None``: no shaping.
     """
 
     metadata = {"render_modes": []}
@@ -68,6 +77,7 @@ class ThresholdEnv(gym.Env):
         episode_intervals: int | None = 168,
         warmup_intervals: int = 24,
         reward: str = "decision",
+        reward_amount_cap: float | None = None,
         seed: int | None = None,
     ) -> None:
         if reward not in ("decision", "arrival"):
@@ -85,7 +95,9 @@ class ThresholdEnv(gym.Env):
         self.reward_mode = reward
         self.observation_space = gym.spaces.Box(-5.0, 5.0, (len(OBS_NAMES),), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
-        self._replayers = [IntervalReplayer(s, interval_ms, cost_model) for s in self.streams]
+        self.reward_amount_cap = reward_amount_cap
+        self._replayers = [IntervalReplayer(s, interval_ms, cost_model, a)
+                           for s, a in zip(self.streams, self._reward_amounts(), strict=True)]
         self._static_cost = [self._static_costs(r) for r in self._replayers]
         self._rng = np.random.default_rng(seed)
         self.agent = OnlineAgent(StaticProposer(reference.static_policy()), reference, cost_model,
@@ -96,6 +108,14 @@ class ThresholdEnv(gym.Env):
         for i, r in enumerate(self._replayers):
             if len(r) <= warmup_intervals + 1:
                 raise PolicyConfigError(f"Stream {i} has {len(r)} intervals; it needs more than warmup_intervals + 1 = {warmup_intervals + 1}.")
+
+    def _reward_amounts(self) -> list[np.ndarray]:
+        if self.reward_amount_cap is None:
+            return [s.amount for s in self.streams]
+        cap = float(self.reward_amount_cap)
+        fraud = np.concatenate([s.amount[s.is_fraud == 1] for s in self.streams])
+        scale = float(fraud.mean() / np.minimum(fraud, cap).mean()) if fraud.size else 1.0
+        return [np.where(s.is_fraud == 1, np.minimum(s.amount, cap) * scale, s.amount) for s in self.streams]
 
     def _static_costs(self, rep: IntervalReplayer) -> np.ndarray:
         static = self.reference.static_policy()

@@ -17,7 +17,7 @@ def test_policy_train_then_eval_json(tmp_path):
     assert r.exit_code == 0, r.output
     r = runner.invoke(main, ["policy", "eval", *common, "--policy", str(tmp_path / "p"),
                              "--plots", str(tmp_path / "plots"), "--scenario", "stationary",
-                             "--scenario", "volume_shift", "--json"])
+                             "--scenario", "volume_shift", "--eval-seeds", "2", "--json"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout[r.stdout.index("{"):])
     assert set(doc["scenarios"]) == {"stationary", "volume_shift"}
@@ -25,6 +25,8 @@ def test_policy_train_then_eval_json(tmp_path):
         for name in ("static", "controller", "rl"):
             assert runs[name]["total_cost"] > 0
             assert runs[name]["guardrail_violations"] >= 0
+            assert len(runs[name]["total_cost_per_stream"]) == 2
+        assert runs["oracle"]["hindsight_regime"]["total_cost"] <= runs["oracle"]["hindsight_static"]["total_cost"] * 1.05
     assert (tmp_path / "plots" / "policy_volume_shift.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -70,3 +70,16 @@ def test_env_follows_the_gymnasium_api():
     assert done
     # action 0 = static thresholds: the reward (static cost - agent cost) is 0
     assert total == pytest.approx(0.0, abs=1e-9)
+
+
+def test_reward_amount_shaping_keeps_the_mean_fraud_amount():
+    s = stream(hours=40, seed=2)
+    s.amount[np.flatnonzero(s.is_fraud)[:3]] = 1e6  # a few lottery frauds
+    env = ThresholdEnv([s], reference(s), COST, episode_intervals=12, warmup_intervals=4,
+                       reward_amount_cap=1_000.0, seed=0)
+    shaped = env._replayers[0].cost_amount
+    f = s.is_fraud == 1
+    assert shaped[f].max() < 1e6
+    assert shaped[f].mean() == pytest.approx(s.amount[f].mean())
+    np.testing.assert_array_equal(shaped[~f], s.amount[~f])
+    assert env._replayers[0].stream.amount[f].max() == 1e6  # what the agent observes is untouched

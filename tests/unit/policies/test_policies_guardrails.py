@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from policies_testkit import COST, reference, stream
+
 from riskflow.policies import (
     ActorProposer,
     FallbackMonitor,
@@ -51,11 +52,12 @@ def test_guardrails_hold_against_an_adversarial_agent(max_offset):
 def test_decline_rate_cap_raises_t_decline():
     rng = np.random.default_rng(0)
     recent = rng.random(5000)
-    g = Guardrails(max_step=100, t_decline_min=0.01, max_decline_rate=0.05)
-    p, hits = g.apply(ThresholdPolicy(0.01, 0.02), ThresholdPolicy(0.01, 0.02), recent)
-    assert "max_decline_rate" in hits
-    assert np.mean(recent >= p.t_decline) <= 0.05
-    assert np.mean(recent >= p.t_decline) > 0.04  # not more conservative than needed
+    for headroom in (1.0, 0.8):
+        g = Guardrails(max_step=100, t_decline_min=0.01, max_decline_rate=0.05, decline_rate_headroom=headroom)
+        p, hits = g.apply(ThresholdPolicy(0.01, 0.02), ThresholdPolicy(0.01, 0.02), recent)
+        assert "max_decline_rate" in hits
+        assert np.mean(recent >= p.t_decline) <= 0.05 * headroom
+        assert np.mean(recent >= p.t_decline) > 0.05 * headroom - 0.01  # not more conservative than needed
 
 
 def test_check_violations_sees_each_kind():
@@ -144,3 +146,37 @@ def test_fallback_waits_for_matured_evidence_before_judging_extra_reviews():
     runs = [run_policy(s, OnlineAgent(eager, ref, COST, g), COST) for g in (quick, patient)]
     assert runs[0].extra["fallback_triggers"] >= 1  # judged on review costs alone
     assert runs[1].extra["fallback_triggers"] == 0
+
+
+def test_fallback_evidence_winsorises_amounts():
+    from riskflow.policies import ObservationBuilder, WindowStats
+
+    s = stream(hours=10, seed=9)
+    ref = reference(s)
+    # one released fraud of 1,000,000 the agent approved and static would have reviewed
+    score = np.array([(ref.static_t_review + ref.static_t_decline) / 2])
+    w = WindowStats(t_end=1, released_label=np.array([1], np.int8), released_amount=np.array([1e6]),
+                    released_score=score, released_decision=np.array([0], np.int8))
+    capped = ObservationBuilder(ref, COST, evidence_amount_cap=5_000.0)
+    raw = ObservationBuilder(ref, COST)
+    capped.update(w, ref.static_policy())
+    raw.update(w, ref.static_policy())
+    a_c, s_c = capped.fallback_costs
+    a_r, s_r = raw.fallback_costs
+    assert a_r / a_c == pytest.approx((1e6 + COST.chargeback_fee) / (5_000 + COST.chargeback_fee))
+    assert s_c == s_r  # static's counterfactual review costs the same either way
+    assert capped.observed_costs == raw.observed_costs  # the observation keeps the true amounts
+
+
+def test_released_missed_ratio_rises_when_released_frauds_were_scored_low():
+    from riskflow.policies import OBS_NAMES, ObservationBuilder, WindowStats
+
+    s = stream(hours=10, seed=9)
+    ref = reference(s)
+    i = OBS_NAMES.index("released_missed_ratio")
+    b = ObservationBuilder(ref, COST)
+    assert b.observation(ref.static_policy(), 0)[i] == pytest.approx(0.0, abs=1e-6)
+    low = np.full(20, ref.static_t_review / 2)  # frauds the static policy approved
+    w = WindowStats(t_end=1, released_label=np.ones(20, np.int8), released_amount=np.full(20, 100.0),
+                    released_score=low, released_decision=np.zeros(20, np.int8))
+    assert b.update(w, ref.static_policy())[i] > 0.5
