@@ -23,7 +23,7 @@ import base64
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -361,28 +361,47 @@ class StreamProcessor:
 
     def snapshot(self) -> bytes:
         """State and the input positions it reflects, as one blob (no pickle)."""
-        ids = list(self._lookup)
-        rows = list(self._lookup.values())
-        ts = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        amount = np.fromiter((r[1] for r in rows), np.float64, len(rows))
-        keys = np.array([r[2:] for r in rows], dtype=np.uint64).reshape(
-            len(rows), len(_LOOKUP_FIELDS) - 2
-        )
+        return b"".join(self.snapshot_later()())
+
+    def snapshot_later(self) -> Callable[[], list[bytes]]:
+        """Capture the state now (copies); serialise it, as :meth:`snapshot`'s pieces, when called.
+
+        The worker calls the result in a thread so deciding goes on while
+        hundreds of MB are serialised and written; the capture is consistent
+        with :attr:`positions` at the time of this call.
+        """
+        later = getattr(self.scoring, "snapshot_later", None)
+        if later is not None:
+            engine = later()
+        else:
+            data = self.scoring.snapshot()  # type: ignore[union-attr]
+            engine = lambda: data  # noqa: E731
+        lookup = dict(self._lookup)
         head = {
             "version": SNAPSHOT_VERSION,
-            "positions": self.positions,
-            "lookup_ids": ids,
+            "positions": dict(self.positions),
             "pending": [[t, lt, lab, list(map(_num, row))] for t, lt, lab, row in self._pending],
             "labels_unmatched": self.labels_unmatched,
         }
-        parts = [
-            orjson.dumps(head),
-            ts.tobytes(),
-            amount.tobytes(),
-            keys.tobytes(),
-            self.scoring.snapshot(),
-        ]
-        return b"".join(len(p).to_bytes(8, "little") + p for p in parts)
+
+        def serialise() -> list[bytes]:
+            ids = list(lookup)
+            n = len(ids)
+            # Columns by one C-level transposition of the rows.
+            cols = list(zip(*lookup.values(), strict=True)) or [()] * len(_LOOKUP_FIELDS)
+            ts = np.asarray(cols[0], dtype=np.int64).reshape(n)
+            amount = np.asarray(cols[1], dtype=np.float64).reshape(n)
+            keys = np.ascontiguousarray(np.asarray(cols[2:], dtype=np.uint64).reshape(-1, n).T)
+            parts = [
+                orjson.dumps({**head, "lookup_ids": ids}),
+                ts.tobytes(),
+                amount.tobytes(),
+                keys.tobytes(),
+                engine(),
+            ]
+            return [piece for p in parts for piece in (len(p).to_bytes(8, "little"), p)]
+
+        return serialise
 
     def restore(self, data: bytes) -> None:
         """Load a :meth:`snapshot` (from this or an identically configured worker)."""

@@ -60,6 +60,30 @@ def test_snapshot_restore_with_the_real_engine_continues_bit_identically() -> No
     assert [d["score"] for d in got] == [d["score"] for d in expected]
 
 
+def test_snapshot_captured_now_and_serialised_later_is_the_state_when_captured() -> None:
+    a = StreamProcessor(_scoring())
+    a.process_transactions(_records(30))
+    engine = a.scoring.pipeline.engine  # type: ignore[union-attr]
+    snapshot = engine.snapshot
+    later = a.snapshot_later()
+    # Serialising happens later (the worker: in a thread), from the copies:
+    engine.snapshot = None  # the live engine is not asked again
+    a.process_transactions(_records(10, 30))  # the live state moves on meanwhile
+    blob = b"".join(later())
+    engine.snapshot = snapshot
+    # The engine part was copied, not serialised at capture (or the worker would stall).
+    deferred = a.scoring.snapshot_later()  # type: ignore[union-attr]
+    held = [c.cell_contents for c in deferred.__closure__ or ()]
+    assert any(isinstance(c, FeatureEngine) and c is not engine for c in held)
+    expected = a.process_transactions(_records(20, 40)).decisions
+    b = StreamProcessor(_scoring())
+    b.restore(blob)
+    assert b.positions == {"tx/0": 30}
+    b.process_transactions(_records(10, 30))
+    got = b.process_transactions(_records(20, 40)).decisions
+    assert [d["score"] for d in got] == [d["score"] for d in expected]
+
+
 def test_replay_without_output_equals_scoring() -> None:
     a, b = StreamProcessor(_scoring()), StreamProcessor(_scoring())
     a.process_transactions(_records(25))
