@@ -14,7 +14,7 @@ STAMP := $(VENV)/.riskflow-installed
 DEMO_DIR ?= data/demo
 PYTEST_ARGS ?=
 
-.PHONY: constraints help setup venv browser kafka-fetch broker-start broker-stop broker-status demo test test-unit lint bench clean
+.PHONY: constraints help setup venv browser promtool check-install kafka-fetch broker-start broker-stop broker-status demo test test-unit lint bench clean
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,22 @@ browser:  ## Install Debian's Chromium for the report rendering test (if missing
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null \
 	  || echo "make: could not install chromium; the report rendering test will skip"; }
 
+# promtool (Prometheus' rule checker and rule unit-test runner) for the alert
+# tests: extracted from Debian's prometheus package into .cache/prometheus,
+# without installing it (no service is started). Needs apt's package lists.
+PROMTOOL := .cache/prometheus/usr/bin/promtool
+promtool:  ## Extract promtool from Debian's prometheus package (for the alert-rule tests)
+	@command -v promtool >/dev/null 2>&1 || test -x $(PROMTOOL) || { \
+	  mkdir -p .cache/prometheus && cd .cache/prometheus && \
+	  { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get download prometheus >/dev/null 2>&1; }; } && \
+	  dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb && echo "make: promtool in $(PROMTOOL)" \
+	  || echo "make: could not fetch Debian's prometheus package; the promtool tests will skip (fail under CI)"; }
+
+# The Dockerfile's install steps outside Docker (no image registry here): a
+# throwaway venv from PyPI, then the image's smoke test. Slow (torch).
+check-install:  ## Run deploy/docker/Dockerfile's install steps in a temp venv and smoke-test it
+	deploy/docker/check_install.sh
+
 kafka-fetch:  ## Fetch Apache Kafka's jars through Maven (cached in .cache/kafka)
 	@$(BROKER) fetch
 
@@ -59,7 +75,7 @@ demo: setup broker-start  ## Broker up, simulated history, model trained if abse
 
 # CI runs this on a clean clone with no services running: it installs, starts
 # the broker, runs every test, and stops the broker again if it started it.
-test: setup browser  ## Install, start the broker, run all tests (unit + real-broker integration)
+test: setup browser promtool  ## Install, start the broker, run all tests (unit + real-broker integration)
 	@started=0; \
 	if ! $(BROKER) status >/dev/null 2>&1; then $(BROKER) start || exit 1; started=1; fi; \
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
