@@ -234,16 +234,18 @@ class LightGBMMember:
             dtype=np.float64,
         )
 
-    def contributions(self, X: np.ndarray) -> np.ndarray:
+    def contributions(self, X: np.ndarray, *, num_threads: int | None = None) -> np.ndarray:
         """SHAP contributions in log-odds, (n, F + 1); the last column is the bias.
 
-        Rows sum to :meth:`decision_function`.
+        Rows sum to :meth:`decision_function`. ``num_threads`` overrides the
+        member's threads for this call (rows are split between threads, each
+        row's values are the same).
         """
         return np.asarray(
             self.booster_.predict(
                 np.ascontiguousarray(X, dtype=np.float32),
                 pred_contrib=True,
-                num_threads=self.num_threads,
+                num_threads=num_threads or self.num_threads,
             ),
             dtype=np.float64,
         )

@@ -34,9 +34,8 @@ Progress = Callable[[str, int, int, str], None]
 #: Standardised inputs beyond +-8 deviations are outliers; clipping keeps a
 #: single absurd value from saturating the network.
 _CLIP = 8.0
-#: Up to this many rows the fused per-row kernel beats BLAS calls (each numpy
-#: call costs microseconds whatever its size); above, BLAS wins.
-_FUSED_MAX_ROWS = 8
+#: Rows per BLAS block: ~1 MB of activations, so they stay in cache between layers.
+_BLAS_BLOCK_ROWS = 2048
 
 
 def _signed_log1p(x: np.ndarray) -> np.ndarray:
@@ -131,14 +130,17 @@ class MLPMember:
         self.num_threads = num_threads
 
     # -- preparation ------------------------------------------------------
-    def _prepare_arrays(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _prepare_arrays(
+        self, X: np.ndarray, dtype: type = np.float32
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Dense inputs (float32 values, stored as ``dtype``) and category codes."""
         X = np.ascontiguousarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X must have {self.n_features_in_} feature columns. Got shape {X.shape} instead."
             )
         n = X.shape[0]
-        dense = np.empty((n, self._num_idx.size + self._miss_idx.size), dtype=np.float32)
+        dense = np.empty((n, self._num_idx.size + self._miss_idx.size), dtype=dtype)
         cats = np.empty((n, self._cat_idx.size), dtype=np.int64)
         _prepare_rows(
             X,
@@ -394,9 +396,13 @@ class MLPMember:
     def decision_function(self, X: np.ndarray, *, runtime: str = "numpy") -> np.ndarray:
         """Logits (log-odds before calibration), float64 (n,).
 
-        ``runtime``: ``"numpy"`` (the serving path: ``"fused"`` kernel for
-        small batches, ``"blas"`` matrix products for large ones) or
-        ``"torch"`` (the training graph). They agree to float32 rounding.
+        ``runtime``: ``"numpy"`` (the serving path: the ``"fused"`` per-row
+        kernel), ``"blas"`` (matrix products) or ``"torch"`` (the training
+        graph). They agree to float32 rounding. Serving never uses BLAS: its
+        sums run in an order that depends on the matrix shape, so a
+        transaction's score would depend on the batch it came in (replay's
+        chunks against the stream's micro-batches differed in the last bit);
+        the fused kernel computes every row alone, in one fixed order.
         """
         if runtime == "torch":
             dense_t, cats_t = self._prepare(X)
@@ -407,7 +413,7 @@ class MLPMember:
                 f"runtime must be 'numpy', 'fused', 'blas' or 'torch'. Got {runtime!r} instead."
             )
         X = np.ascontiguousarray(X, dtype=np.float32)
-        if runtime == "fused" or (runtime == "numpy" and X.shape[0] <= _FUSED_MAX_ROWS):
+        if runtime in ("fused", "numpy"):
             if X.ndim != 2 or X.shape[1] != self.n_features_in_:
                 raise ValueError(
                     f"X must have {self.n_features_in_} feature columns. Got shape {X.shape} "
@@ -435,14 +441,29 @@ class MLPMember:
                 out,
             )
             return out
-        dense, cats = self._prepare_arrays(X)
-        h = dense.astype(np.float64) @ self._w_dense + self._b_first
+        if X.ndim != 2:
+            raise ValueError(f"X must be a 2-D feature matrix. Got shape {X.shape} instead.")
+        out = np.empty(X.shape[0], dtype=np.float64)
+        # Blocks of rows keep the intermediate activations in cache (a whole
+        # 65536-row replay chunk's would not fit). Every row's products sum
+        # in the same order whatever the block, so results do not depend on it.
+        for lo in range(0, max(X.shape[0], 1), _BLAS_BLOCK_ROWS):
+            out[lo : lo + _BLAS_BLOCK_ROWS] = self._forward_blas(X[lo : lo + _BLAS_BLOCK_ROWS])
+        return out
+
+    def _forward_blas(self, X: np.ndarray) -> np.ndarray:
+        # float32 inputs held as float64: the products below run in float64
+        # without a separate conversion pass over the matrix.
+        dense, cats = self._prepare_arrays(X, np.float64)
+        h = dense @ self._w_dense
+        h += self._b_first
         for c, table in enumerate(self._tables):
             h += table[cats[:, c]]
         for w, b in self._layers:
             np.maximum(h, 0.0, out=h)
-            h = h @ w + b
-        return np.ascontiguousarray(h[:, 0])
+            h = h @ w
+            h += b
+        return h[:, 0]
 
 
 def _batched(net: _Net, dense: torch.Tensor, cats: torch.Tensor, size: int = 65_536) -> np.ndarray:
@@ -470,7 +491,8 @@ def _prep_row(
                 z = _CLIP
             elif z < -_CLIP:
                 z = -_CLIP
-        dense[k] = z
+        # Rounded to float32 whatever ``dense`` holds: every runtime sees the same inputs.
+        dense[k] = np.float32(z)
     for k in range(miss_idx.size):
         dense[n_num + k] = 1.0 if np.isnan(X[i, miss_idx[k]]) else 0.0
     for c in range(cat_idx.size):

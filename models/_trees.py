@@ -26,6 +26,9 @@ __all__ = ["Forest"]
 _ZERO = 1.0000000180025095e-35
 _CATEGORICAL = 1
 _DEFAULT_LEFT = 2
+#: Rows walked through every tree together: 256 rows of ~100 float32 features
+#: (~100 KB) stay in L2 cache while all trees pass over them.
+_BLOCK_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -181,18 +184,60 @@ def _predict_forest(
     leaf_value,
     out,
 ):  # pragma: no cover - compiled; parity-tested against LightGBM
-    # Tree-major order: one tree's nodes stay in cache while every row walks
-    # it (about 30 % faster than row-major at batch 1024; same sums, same order).
+    # Tree-major order within blocks of rows: one tree's nodes stay in cache
+    # while the block's rows walk it (about 30 % faster than row-major at batch
+    # 1024), and the block's rows stay in cache across all trees (a whole
+    # 65536-row replay chunk does not fit, and tree-major over it re-reads the
+    # matrix from memory once per tree). Each row still sums its trees in
+    # order, so the result does not depend on the batch size.
     n_rows = X.shape[0]
     for i in range(n_rows):
         out[i] = 0.0
+    for lo in range(0, n_rows, _BLOCK_ROWS):
+        _predict_block(
+            X,
+            lo,
+            min(lo + _BLOCK_ROWS, n_rows),
+            node_offset,
+            leaf_offset,
+            feature,
+            threshold,
+            decision,
+            left,
+            right,
+            cat_start,
+            cat_len,
+            cat_words,
+            leaf_value,
+            out,
+        )
+
+
+@njit(cache=True, nogil=True)
+def _predict_block(
+    X,
+    lo,
+    hi,
+    node_offset,
+    leaf_offset,
+    feature,
+    threshold,
+    decision,
+    left,
+    right,
+    cat_start,
+    cat_len,
+    cat_words,
+    leaf_value,
+    out,
+):  # pragma: no cover - compiled; parity-tested against LightGBM
     for t in range(node_offset.size - 1):
         base = node_offset[t]
         if node_offset[t + 1] == base:  # a single-leaf tree
-            for i in range(n_rows):
+            for i in range(lo, hi):
                 out[i] += leaf_value[leaf_offset[t]]
             continue
-        for i in range(n_rows):
+        for i in range(lo, hi):
             node = 0
             while node >= 0:
                 j = base + node

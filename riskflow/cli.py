@@ -43,6 +43,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "features": ("riskflow.commands.features:bench_features", "Feature-engine tx/s vs a pandas baseline."),
     "simulate": ("riskflow.commands.bench_simulate:simulate", "Simulator tx/s, Parquet writing included."),
     "rules": ("riskflow.commands.bench_rules:rules", "Scoring time added by 100 active rules (key `overhead`)."),
+    "replay": ("riskflow.commands.bench_replay:replay", "Replay tx/s (features + ensemble + policy) and seconds per stage."),
 }
 
 

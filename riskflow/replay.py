@@ -14,10 +14,14 @@ rates, per-day series) and ``report.html`` (:mod:`riskflow.report`).
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
+import os
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,10 @@ _DAY_MS = 86_400_000
 #: Transactions per step: large enough that per-call overheads vanish, small
 #: enough that labels are handed over often and memory stays modest.
 DEFAULT_CHUNK = 65_536
+#: Memory kept for the feature rows of the highest-scored transactions, so
+#: reason codes need no second feature pass (~650k rows of 100 features).
+#: Flagged rows that did not fit are recomputed by a second pass.
+DEFAULT_REASON_BUFFER_BYTES = 256 * 2**20
 Progress = Callable[[int, int], None]
 
 
@@ -74,7 +82,13 @@ class ReplayResult:
 
     @property
     def tx_per_s(self) -> float:
-        busy = sum(self.timings_s.get(k, 0.0) for k in ("features", "models", "policies"))
+        """Transactions per wall-clock second of the replay core.
+
+        Features, models, policies and reason codes: ``timings_s["total"]``.
+        The stages overlap when the feature engine and the models run side
+        by side, so their own seconds can add up to more.
+        """
+        busy = self.timings_s.get("total", 0.0)
         return len(self.transactions) / busy if busy > 0 else float("nan")
 
 
@@ -93,6 +107,8 @@ def replay(
     reason_k: int = 3,
     progress: Progress | None = None,
     rules: Any = None,
+    overlap: bool | None = None,
+    reason_buffer_bytes: int = DEFAULT_REASON_BUFFER_BYTES,
 ) -> ReplayResult:
     """Replay ``dataset`` through the feature engine, every model and every policy.
 
@@ -105,8 +121,17 @@ def replay(
        policies see only labels released by the end of each interval, as in
        the stream. Policies never change features or scores, so running them
        after scoring gives the decisions the stream would have emitted.
-    3. Reason codes for every reviewed or declined transaction: the engine is
-       deterministic, so a second pass recomputes exactly the same features.
+    3. Reason codes for every reviewed or declined transaction, from the
+       feature rows step 1 kept for the highest scores (at most
+       ``reason_buffer_bytes``); a flagged row scored below what was kept
+       (an online policy's threshold fell that low, or a rule flagged it) is
+       recomputed by a second feature pass, which is exact because the engine
+       is deterministic.
+
+    With ``overlap`` (default: more than one CPU) the models score one chunk
+    in a worker thread while the engine computes the next: the feature engine
+    still sees the chunks one after another, in order, so every feature,
+    score and decision is the same as without it.
 
     Parameters
     ----------
@@ -124,6 +149,8 @@ def replay(
         A :class:`riskflow.policies.rules.RulesView` (rules + lists), applied
         to every run in the stream's decision order after its policy; each
         run's metrics then carry a ``rules`` table (:func:`~riskflow.policies.rules.backtest.rule_report`).
+    overlap, reason_buffer_bytes
+        Speed only (see above); the results do not depend on them.
     """
     from riskflow.policies import CostModel
     from riskflow.policies.backtest import ScoredStream, run_policy
@@ -143,7 +170,9 @@ def replay(
         "policies": 0.0,
         "reasons": 0.0,
     }
-    total_steps = 2 * n
+    total_steps = n
+    if overlap is None:
+        overlap = (os.cpu_count() or 1) > 1
 
     scores = {name: np.empty(n, dtype=np.float64) for name, _ in models}
     rule_parts: dict[str, list[Any]] = {name: [] for name, _ in models}
@@ -152,9 +181,14 @@ def replay(
         names = engine_factory().feature_names
         feature_index = {f: i for i, f in enumerate(names)}
         timings["rules"] = 0.0
+    # Stage seconds reported by the models themselves (members, blend and
+    # calibration), when their predict_proba accepts a ``timings`` dict.
+    stage = {name: _accepts(model.predict_proba, "timings") for name, model in models}
+    kept = {
+        name: _KeptRows(max(reason_buffer_bytes // max(len(models), 1), 0)) for name, _ in models
+    }
 
-    def feature_pass(on_chunk: Callable[[int, int, np.ndarray], None], done_before: int) -> None:
-        engine = engine_factory()
+    def chunks() -> Iterator[tuple[int, int, TxBatch, LabelBatch | None]]:
         cursor = 0
         for start in range(0, n, chunk_size):
             stop = min(start + chunk_size, n)
@@ -167,28 +201,47 @@ def replay(
                 if end > cursor:
                     lb = LabelBatch(*(a[cursor:end] for a in labels))
                     cursor = end
-            t0 = time.perf_counter()
-            X = engine.process(chunk, lb)
-            timings["features"] += time.perf_counter() - t0
-            on_chunk(start, stop, X)
-            if progress:
-                progress(done_before + stop, total_steps)
+            yield start, stop, chunk, lb
 
-    def score_chunk(start: int, stop: int, X: np.ndarray) -> None:
+    def score_chunk(start: int, stop: int, chunk: TxBatch, X: np.ndarray) -> None:
         for name, model in models:
             t0 = time.perf_counter()
-            scores[name][start:stop] = model.predict_proba(X)
+            kw = {"timings": timings} if stage[name] else {}
+            scores[name][start:stop] = model.predict_proba(X, **kw)
             timings["models"] += time.perf_counter() - t0
+            flag_anyway = None
             if rules is not None:
                 # The stream's own rules stage (RulesView.evaluate), chunk by chunk.
                 t0 = time.perf_counter()
-                chunk = tx.take(slice(start, stop))
-                rule_parts[name].append(
-                    rules.evaluate(chunk, X, scores[name][start:stop], feature_index)
-                )
+                hits = rules.evaluate(chunk, X, scores[name][start:stop], feature_index)
+                rule_parts[name].append(hits)
+                flag_anyway = _rule_flagged(hits)
                 timings["rules"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            kept[name].add(start, X, scores[name][start:stop], flag_anyway)
+            timings["reasons"] += time.perf_counter() - t0
 
-    feature_pass(score_chunk, 0)
+    engine = engine_factory()
+    pending: Future[None] | None = None
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if overlap:
+            pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="replay-score"))
+        for start, stop, chunk, lb in chunks():
+            t0 = time.perf_counter()
+            X = engine.process(chunk, lb)
+            timings["features"] += time.perf_counter() - t0
+            if pool is None:
+                score_chunk(start, stop, chunk, X)
+            else:
+                # At most one chunk in flight: memory stays at two chunks.
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(score_chunk, start, stop, chunk, X)
+            if progress:
+                progress(stop, total_steps)
+        if pending is not None:
+            pending.result()
 
     runs: list[ReplayRun] = []
     ts = tx.ts
@@ -233,38 +286,53 @@ def replay(
                 )
             )
 
+    t0 = time.perf_counter()
     flagged_by_model = {
         mname: np.flatnonzero(np.any([r.decision > 0 for r in runs if r.model == mname], axis=0))
         for mname, _ in models
     }
-
-    def reason_chunk(start: int, stop: int, X: np.ndarray) -> None:
-        t0 = time.perf_counter()
-        for mname, model in models:
-            rows = flagged_by_model[mname]
-            rows = rows[(rows >= start) & (rows < stop)]
-            if not rows.size:
+    width = len(engine.feature_names)
+    rows_X = {mname: kept[mname].take(rows, width) for mname, rows in flagged_by_model.items()}
+    missing = np.unique(
+        np.concatenate(
+            [np.zeros(0, np.int64)] + [flagged_by_model[m][at < 0] for m, (_, at) in rows_X.items()]
+        )
+    )
+    timings["second_pass_rows"] = float(missing.size)
+    if missing.size:
+        X_missing = _feature_rows(engine_factory(), chunks(), missing)
+    for mname, model in models:
+        rows = flagged_by_model[mname]
+        if not rows.size:
+            continue
+        X_rows, at = rows_X[mname]
+        gone = at < 0
+        if gone.any():
+            X_rows[gone] = X_missing[np.searchsorted(missing, rows[gone])]
+        # Every core: the engine and the scoring thread are done by now.
+        kw = (
+            {"num_threads": os.cpu_count() or 1}
+            if _accepts(model.reason_codes, "num_threads")
+            else {}
+        )
+        codes = model.reason_codes(X_rows, None, k=reason_k, **kw)
+        texts = [
+            "; ".join(str(c.get("description") or c.get("feature")) for c in rc) for rc in codes
+        ]
+        for run in runs:
+            if run.model != mname:
                 continue
-            codes = model.reason_codes(X, rows - start, k=reason_k)
-            texts = [
-                "; ".join(str(c.get("description") or c.get("feature")) for c in rc) for rc in codes
-            ]
-            for run in runs:
-                if run.model != mname:
-                    continue
-                for row, text, rc in zip(rows, texts, codes, strict=True):
-                    if run.decision[row] > 0:
-                        run.reasons[row] = text
-                        run.reason_counts.update(
-                            str(c.get("description") or c.get("feature")) for c in rc
-                        )
-        timings["reasons"] += time.perf_counter() - t0
-
-    if any(r.size for r in flagged_by_model.values()):
-        feature_pass(reason_chunk, n)
-    elif progress:
+            for row, text, rc in zip(rows.tolist(), texts, codes, strict=True):
+                if run.decision[row] > 0:
+                    run.reasons[row] = text
+                    run.reason_counts.update(
+                        str(c.get("description") or c.get("feature")) for c in rc
+                    )
+    timings["reasons"] += time.perf_counter() - t0
+    if progress:
         progress(total_steps, total_steps)
     timings["total"] = time.perf_counter() - t_start
+    t0 = time.perf_counter()
     importance = {}
     for mname, model in models:
         fi = getattr(model, "feature_importance", None)
@@ -284,7 +352,110 @@ def replay(
                 cm,
                 version=getattr(rules, "version", None),
             )
+    timings["evaluate"] = time.perf_counter() - t0
     return ReplayResult(tx_df, truth, runs, timings, importance)
+
+
+def _accepts(method: Any, keyword: str) -> bool:
+    """Whether ``method`` takes ``keyword`` (the ensemble's stage clock and threads)."""
+    try:
+        return keyword in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _rule_flagged(hits: Any) -> np.ndarray | None:
+    """Rows the rules flag whatever the model says (their reason codes are needed too)."""
+    decide = getattr(hits, "decide", None)
+    if decide is None:
+        return None
+    final, _ = decide(np.zeros(len(hits), dtype=np.int8))
+    return np.asarray(final) > 0
+
+
+class _KeptRows:
+    """Feature rows of a model's highest-scored transactions, for reason codes.
+
+    Keeps every row scored at or above :attr:`floor` (and rows flagged
+    anyway), in at most ``max_bytes``: when full, the floor rises to the score
+    at half the capacity and the rows below it are dropped. The floor only
+    rises, so every row scored at or above the final floor is kept; a flagged
+    row below it is recomputed by a second pass (:func:`_feature_rows`).
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.floor = -np.inf
+        self._idx: list[np.ndarray] = []
+        self._X: list[np.ndarray] = []
+        self._score: list[np.ndarray] = []
+        self._bytes = 0
+
+    def add(
+        self, start: int, X: np.ndarray, score: np.ndarray, also: np.ndarray | None = None
+    ) -> None:
+        sel = score >= self.floor
+        if also is not None:
+            sel |= also
+        rows = np.flatnonzero(sel)
+        if not rows.size:
+            return
+        self._idx.append(rows + start)
+        self._X.append(X[rows])
+        self._score.append(score[rows])
+        self._bytes += self._X[-1].nbytes
+        if self._bytes > self.max_bytes:
+            self._shrink()
+
+    def _join(self) -> None:
+        if len(self._idx) > 1:
+            self._idx = [np.concatenate(self._idx)]
+            self._X = [np.concatenate(self._X)]
+            self._score = [np.concatenate(self._score)]
+
+    def _shrink(self) -> None:
+        self._join()
+        idx, X, score = self._idx[0], self._X[0], self._score[0]
+        keep = self.max_bytes // max(X.shape[1] * X.itemsize, 1) // 2
+        floor = np.inf
+        if 0 < keep < score.size:
+            floor = float(np.partition(score, score.size - keep)[score.size - keep])
+            if np.count_nonzero(score >= floor) > 2 * keep:  # ties at the floor: drop them
+                floor = float(np.nextafter(floor, np.inf))
+        self.floor = max(self.floor, floor)
+        sel = score >= self.floor
+        self._idx, self._X, self._score = [idx[sel]], [X[sel]], [score[sel]]
+        self._bytes = self._X[0].nbytes
+
+    def take(self, rows: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Feature rows for sorted ``rows`` and where each was kept (-1: not kept, row left 0)."""
+        self._join()
+        out = np.zeros((rows.size, width), np.float32)
+        at = np.full(rows.size, -1, np.int64)
+        if self._idx and self._idx[0].size and rows.size:
+            idx = self._idx[0]
+            pos = np.minimum(np.searchsorted(idx, rows), idx.size - 1)
+            found = idx[pos] == rows
+            at[found] = pos[found]
+            out[found] = self._X[0][pos[found]]
+        return out, at
+
+
+def _feature_rows(
+    engine: Any,
+    chunks: Iterable[tuple[int, int, TxBatch, LabelBatch | None]],
+    rows: np.ndarray,
+) -> np.ndarray:
+    """Feature rows ``rows`` (sorted) from a second pass of a fresh engine over the chunks."""
+    out: list[np.ndarray] = []
+    for start, stop, chunk, lb in chunks:
+        X = engine.process(chunk, lb)
+        lo, hi = np.searchsorted(rows, [start, stop])
+        if hi > lo:
+            out.append(X[rows[lo:hi] - start])
+        if hi >= rows.size:
+            break
+    return np.concatenate(out)
 
 
 def _released(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -347,8 +518,13 @@ def write_outputs(
     summary: dict[str, Any] | None = None,
     images: Sequence[tuple[str, bytes]] = (),
 ) -> dict[str, Path]:
-    """Write decisions.parquet, metrics.json and report.html into ``out_dir``."""
+    """Write decisions.parquet, metrics.json and report.html into ``out_dir``.
+
+    Seconds spent on each go into ``result.timings_s`` (``write_decisions``,
+    ``write_metrics``, ``report``).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
     tx = result.transactions
     frames = []
     for run in result.runs:
@@ -376,6 +552,8 @@ def write_outputs(
         "report": out_dir / "report.html",
     }
     pd.concat(frames, ignore_index=True).to_parquet(paths["decisions"], index=False)
+    result.timings_s["write_decisions"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     doc = {
         "summary": summary or {},
         "timings_s": result.timings_s,
@@ -392,6 +570,8 @@ def write_outputs(
         },
     }
     paths["metrics"].write_text(json.dumps(_clean(doc), indent=2))
+    result.timings_s["write_metrics"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     views = [
         RunView(
             r.name,
@@ -412,6 +592,7 @@ def write_outputs(
             views, summary=summary, feature_importance=result.feature_importance, images=images
         )
     )
+    result.timings_s["report"] = time.perf_counter() - t0
     return paths
 
 

@@ -163,7 +163,7 @@ def replay(
             "period": f"{_iso(ts.min())} .. {_iso(ts.max())}" if len(ts) else "-",
             "models": ", ".join(f"{n} ({m.version})" for n, m in models),
             "policies": ", ".join(p for p, _ in policies),
-            "throughput": f"{result.tx_per_s:,.0f} tx/s (features + models + policies)",
+            "throughput": f"{result.tx_per_s:,.0f} tx/s (replay core: features, models, policies, reason codes)",
             "load_s": f"{load_s:.1f}",
         }
         paths = write_outputs(result, Path(out_dir), summary=summary, images=images)
