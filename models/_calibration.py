@@ -29,6 +29,8 @@ __all__ = ["Blender", "Calibrator", "blend_and_calibrate"]
 _WEIGHT_STEP = 0.02
 #: Share of a logistic curve mixed into an isotonic one to break its ties.
 _TIE_BREAK = 1e-6
+#: Platt slope used when validation gives a non-positive one (ranking kept, probability flat).
+_FLAT_SLOPE = 1e-6
 #: Below this many validation frauds an isotonic curve is mostly noise, so
 #: calibration="auto" uses Platt scaling instead.
 _MIN_POSITIVES_ISOTONIC = 100
@@ -188,7 +190,16 @@ class Calibrator:
         from sklearn.linear_model import LogisticRegression
 
         lr = LogisticRegression(C=1e6, max_iter=1000).fit(s.reshape(-1, 1), y.astype(int))
-        return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+        a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+        if a <= 0.0:
+            # Validation shows no sign that a higher blend means more fraud (a
+            # handful of known frauds can even tilt the fit negative). Never
+            # invert the members' ranking on such evidence: the probability is
+            # the base rate, kept strictly increasing in the blend.
+            p = float(np.clip(y.mean(), 1e-6, 1 - 1e-6))
+            a = _FLAT_SLOPE
+            b = float(np.log(p / (1 - p))) - a * float(np.mean(s))
+        return a, b
 
     def predict(self, s: np.ndarray) -> np.ndarray:
         """Calibrated probabilities in [0, 1], float64 (n,)."""

@@ -180,8 +180,12 @@ class LinearModel:
         z = np.nan_to_num(np.asarray(X, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0) @ self.w
         return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
-    def reason_codes(self, X: np.ndarray, rows: Any, k: int = 3) -> list[list[dict[str, Any]]]:
-        return [[{"feature": "linear", "description": "reference linear model"}] for _ in rows]
+    def reason_codes(
+        self, X: np.ndarray, rows: Any = None, k: int = 3, **_: Any
+    ) -> list[list[dict[str, Any]]]:
+        """One fixed code per row of ``X[rows]`` (``rows=None``: every row), as the ensemble."""
+        n = len(X) if rows is None else len(rows)
+        return [[{"feature": "linear", "description": "reference linear model"}] for _ in range(n)]
 
 
 def features_linear_scorer(config: Any) -> Any:

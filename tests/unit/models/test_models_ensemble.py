@@ -168,3 +168,13 @@ def test_lightgbm_undersamples_legitimate_rows_only() -> None:
     assert full.scale_pos_weight_ == pytest.approx(np.sqrt(neg / y.sum()))
     with pytest.raises(ValueError, match="negative_rate"):
         LightGBMMember(negative_rate=0.0).fit(X, y, X, y, feature_names=["a", "b", "c"])
+
+
+def test_platt_never_inverts_the_ranking_on_contrary_validation() -> None:
+    # Validation frauds that happen to sit at low scores would give a negative slope.
+    s = np.array([-3.0, -2.5, 0.0, 0.5, 1.0, 2.0, 3.0, 4.0])
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0])
+    c = Calibrator("platt").fit(s, y)
+    p = c.predict(np.array([-1.0, 0.0, 5.0]))
+    assert p[0] < p[1] < p[2]  # still increasing in the blend
+    assert np.allclose(p, y.mean(), atol=1e-4)  # and flat at the base rate
