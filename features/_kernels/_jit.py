@@ -32,3 +32,44 @@ def njit_noalloc(fn: Any) -> Any:
 def njit_inline(fn: Any) -> Any:
     """For helpers taking named tuples of arrays: no refcounting, inlined at the IR level."""
     return numba.njit(inline="always", **NO_ALLOC_OPTIONS)(fn)
+
+
+
+def _prefetch_noop(arr: Any, idx: Any) -> None:
+    """Interpreted twin of :func:`prefetch` (``NUMBA_DISABLE_JIT=1``): a hint has no effect."""
+
+
+def _make_prefetch() -> Any:
+    """``prefetch(arr, flat_index)``: ask the CPU to start loading that element's cache line.
+
+    ``llvm.prefetch`` (read, high locality): only a hint, it never faults and
+    never changes a result. The kernel is bound by cache misses on state rows
+    spread over tens of MB; asking for them a few transactions early overlaps
+    those misses instead of paying them one after another.
+    """
+    if getattr(numba.config, "DISABLE_JIT", False):
+        return _prefetch_noop
+
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    def typer(typingctx: Any, arr: Any, idx: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            ary = context.make_array(signature.args[0])(context, builder, args[0])
+            ptr = builder.gep(ary.data, [args[1]])
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+            builder.call(fn, [ptr, i32(0), i32(3), i32(1)])  # read, keep in all cache levels, data
+            return context.get_dummy_value()
+
+        return types.void(arr, idx), codegen
+
+    typer.__name__ = "prefetch"
+    return intrinsic(typer)
+
+
+#: ``prefetch(arr, flat_index)`` for kernels (see :func:`_make_prefetch`).
+prefetch = _make_prefetch()
