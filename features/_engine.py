@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -219,6 +221,23 @@ class FeatureEngine:
         return S.dump({"ent": self._ent, "pair": self._pair, "glob": self._glob,
                        "queue": self._queue}, header)
 
+    def snapshot_later(self, position: dict[str, Any] | None = None) -> Callable[[], bytes]:
+        """Capture the state now; return a function that serialises that capture.
+
+        :meth:`snapshot` of a few hundred MB of tables takes most of a second;
+        copying them into the buffers of the previous capture (no page faults)
+        takes much less, so a stream worker captures on its loop and calls the
+        result in a thread while it goes on deciding. The buffers are reused:
+        call the result before the next ``snapshot_later``.
+        """
+        spare: dict[tuple[str, int], np.ndarray] = self.__dict__.setdefault("_spare", {})
+        clone = copy.copy(self)
+        for name in ("_ent", "_pair", "_glob", "_queue"):
+            table = getattr(self, name)
+            setattr(clone, name, type(table)(*(_copy_into(a, spare, name, i)
+                                               for i, a in enumerate(table))))
+        return lambda: clone.snapshot(position)
+
     @classmethod
     def restore(
         cls, blob: bytes, config: FeatureConfig | None = None, *, features: list[str] | None = None
@@ -230,3 +249,14 @@ class FeatureEngine:
             tables["ent"], tables["pair"], tables["glob"], tables["queue"])
         eng.position = header.get("position")
         return eng
+
+
+def _copy_into(a: Any, spare: dict[tuple[str, int], np.ndarray], name: str, i: int) -> Any:
+    """``a`` copied into the last capture's buffer of the same shape (else a new one)."""
+    if not isinstance(a, np.ndarray):
+        return copy.copy(a)
+    buf = spare.get((name, i))
+    if buf is None or buf.shape != a.shape or buf.dtype != a.dtype:
+        buf = spare[(name, i)] = np.empty_like(a)
+    np.copyto(buf, a)
+    return buf

@@ -9,7 +9,6 @@ rules / list updates from the compacted rules topic (:mod:`riskflow.policies.rul
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -21,10 +20,6 @@ from riskflow.config import Config
 from riskflow.pipeline import DecisionBatch, ScoringPipeline
 
 __all__ = ["PipelineScoring", "Thresholds", "load_scoring"]
-
-#: The FeatureEngine's state (named tuples of arrays) that its snapshot serialises.
-_ENGINE_TABLES = ("_ent", "_pair", "_glob", "_queue")
-
 
 class Thresholds:
     """Two thresholds: score >= t_decline declines, >= t_review reviews, else approves.
@@ -50,7 +45,6 @@ class PipelineScoring:
 
     def __init__(self, pipeline: ScoringPipeline) -> None:
         self.pipeline = pipeline
-        self._spare: dict[tuple[str, int], np.ndarray] = {}
 
     def score_batch(self, tx: TxBatch, labels: LabelBatch | None = None) -> DecisionBatch:
         return self.pipeline.score_batch(tx, labels)
@@ -62,30 +56,16 @@ class PipelineScoring:
         return bytes(self.pipeline.engine.snapshot())  # type: ignore[attr-defined]
 
     def snapshot_later(self) -> Callable[[], bytes]:
-        """Copy the feature state now (array copies); serialise it when called.
+        """Capture the feature state now, serialise it when called (in a thread).
 
-        The engine's own :meth:`snapshot` (an npz of a few hundred MB) takes
-        most of a second; copying into the buffers of the previous capture
-        (no page faults) takes much less, so the worker calls the result in a
-        thread while it goes on deciding. Those buffers are reused: call the
-        result before the next ``snapshot_later``. An engine without the
-        expected state tables is serialised at once instead.
+        The engine's :meth:`~riskflow.features.FeatureEngine.snapshot_later`
+        where it has one; another engine is serialised at once instead.
         """
-        eng: Any = self.pipeline.engine
-        spare = self._spare
-        try:
-            clone = copy.copy(eng)
-            for name in _ENGINE_TABLES:
-                table = getattr(eng, name)
-                setattr(
-                    clone,
-                    name,
-                    type(table)(*(_copy(a, spare, name, i) for i, a in enumerate(table))),
-                )
-        except (AttributeError, TypeError):
+        later = getattr(self.pipeline.engine, "snapshot_later", None)
+        if later is None:
             data = self.snapshot()
             return lambda: data
-        return lambda: bytes(clone.snapshot())
+        return later()
 
     def restore(self, data: bytes) -> None:
         eng: Any = self.pipeline.engine
@@ -147,12 +127,3 @@ def load_scoring(config: Config) -> PipelineScoring:
     return PipelineScoring(ScoringPipeline(engine, model, policy, rules=rules))
 
 
-def _copy(a: Any, spare: dict[tuple[str, int], np.ndarray], name: str, i: int) -> Any:
-    """``a`` copied into last capture's buffer of the same shape (else a new one)."""
-    if not isinstance(a, np.ndarray):
-        return copy.copy(a)
-    buf = spare.get((name, i))
-    if buf is None or buf.shape != a.shape or buf.dtype != a.dtype:
-        buf = spare[(name, i)] = np.empty_like(a)
-    np.copyto(buf, a)
-    return buf

@@ -156,6 +156,18 @@ def test_missing_optional_fields_give_nan_not_errors() -> None:
     assert eng.process(TxBatch.from_frame(df.iloc[:0])).shape == (0, len(names))
 
 
+def test_snapshot_later_serialises_the_state_as_captured(stream) -> None:
+    tx, lb = stream
+    head, tail = tx.iloc[:1500], tx.iloc[1500:]
+    eng = FeatureEngine()
+    eng.process(TxBatch.from_frame(head), LabelBatch.join(lb, tx))
+    now = eng.snapshot({"at": 1500})
+    later = eng.snapshot_later({"at": 1500})
+    eng.process(TxBatch.from_frame(tail), None)  # the live state moves on meanwhile
+    assert later() == now
+    assert FeatureEngine.restore(later()).position == {"at": 1500}
+
+
 def test_old_or_corrupt_snapshot_is_refused() -> None:
     import io
 
