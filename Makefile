@@ -90,10 +90,13 @@ lint: venv  ## ruff (lint + format check) and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy riskflow features models policies streams
 
-bench: setup  ## All benchmarks, JSON lines
+bench: setup broker-start  ## All benchmarks, JSON lines (stream needs the local broker)
 	$(RISKFLOW) bench simulate --json
 	$(RISKFLOW) bench features --json
 	$(RISKFLOW) bench models --json
+	$(RISKFLOW) bench rules --json
+	$(RISKFLOW) bench replay --json
+	$(RISKFLOW) bench stream --json
 
 clean:  ## Remove generated data, models and the local broker's state (keeps .venv and jars)
 	-$(BROKER) stop
