@@ -158,11 +158,13 @@ EOF
 
 cluster_id() {
   # Reuse the id of an already formatted log dir; otherwise make a new one
-  # (a Kafka Uuid: 16 random bytes, base64url without padding).
+  # (a Kafka Uuid: 16 random bytes, base64url without padding). Like Kafka's
+  # Uuid.randomUuid, never one starting with '-': 1 in 64 would, and the
+  # storage tool's argument parser then reads `-t -xyz...` as a missing value.
   if [[ -f $DATA/meta.properties ]]; then
     sed -n 's/^cluster.id=//p' "$DATA/meta.properties"
   else
-    "$(python_bin)" -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))'
+    "$(python_bin)" "$HERE/cluster_id.py"
   fi
 }
 
