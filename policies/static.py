@@ -46,6 +46,7 @@ def optimise_static(
     cost_model: CostModel | None = None,
     grid_size: int = 48,
     version: str = "static",
+    max_decline_rate: float | None = None,
 ) -> ThresholdPolicy:
     """The ``(t_review, t_decline)`` pair of least total cost on the given data.
 
@@ -55,6 +56,8 @@ def optimise_static(
     """
     if not isinstance(grid_size, int) or grid_size < 4:
         raise bad_param("optimise_static", "grid_size", "an int >= 4", grid_size)
+    if max_decline_rate is not None and not (isinstance(max_decline_rate, int | float) and 0 < max_decline_rate <= 1):
+        raise bad_param("optimise_static", "max_decline_rate", "None or a number in (0, 1]", max_decline_rate)
     cm = cost_model if cost_model is not None else CostModel()
     s = np.asarray(scores, dtype=np.float64)
     a = np.asarray(amounts, dtype=np.float64)
@@ -62,6 +65,9 @@ def optimise_static(
     t = np.asarray(ts, dtype=np.int64)
     grid = threshold_grid(s, grid_size)
     approx = _pair_costs(s, a, y, t, grid, cm)
+    if max_decline_rate is not None:
+        declined = (s.size - np.searchsorted(np.sort(s), grid, side="left")) / max(s.size, 1)
+        approx[:, declined > max_decline_rate] = np.inf
     # the vectorised costs are exact for the penalty rule; spill rules are
     # approximated there, so the best few pairs are re-costed exactly
     iu = np.argsort(approx, axis=None)[:12]
