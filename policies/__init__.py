@@ -17,12 +17,14 @@ from riskflow.policies.agent import (
     ControllerProposer,
     NumpyActor,
     OnlineAgent,
+    ResidualProposer,
     StaticProposer,
     action_to_policy,
 )
 from riskflow.policies.artifact import (
     POLICY_KEY,
     PolicyArtifact,
+    capacity_controller,
     decode_policy_update,
     encode_policy_update,
     load_policy,
@@ -50,6 +52,7 @@ __all__ = [
     "Guardrails", "FallbackMonitor", "check_violations",
     "WindowStats", "Reference", "ObservationBuilder", "OBS_NAMES",
     "NumpyActor", "OnlineAgent", "ActorProposer", "ControllerProposer", "StaticProposer",
+    "ResidualProposer", "capacity_controller",
     "action_to_policy", "AgentPolicy", "PolicyArtifact", "save_policy", "load_policy",
     "encode_policy_update", "decode_policy_update", "POLICY_KEY",
     "PolicyError", "PolicyConfigError", "PolicyArtifactError",

@@ -29,6 +29,7 @@ __all__ = [
     "Proposer",
     "ActorProposer",
     "ControllerProposer",
+    "ResidualProposer",
     "StaticProposer",
     "OnlineAgent",
     "action_to_policy",
@@ -85,11 +86,15 @@ class NumpyActor:
 
 
 def action_to_policy(action: np.ndarray, reference: Reference, max_offset: float,
-                     version: str = "rl", source: str = "rl") -> ThresholdPolicy:
-    """Map an action in [-1, 1]^2 to thresholds: logit offsets from the static ones."""
+                     version: str = "rl", source: str = "rl",
+                     base: ThresholdPolicy | None = None) -> ThresholdPolicy:
+    """Map an action in [-1, 1]^2 to thresholds: logit offsets from ``base``
+    (default: the static thresholds)."""
     a = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
-    tr = float(expit(logit(reference.static_t_review) + a[0] * max_offset))
-    td = float(expit(logit(reference.static_t_decline) + a[1] * max_offset))
+    b_r = reference.static_t_review if base is None else base.t_review
+    b_d = reference.static_t_decline if base is None else base.t_decline
+    tr = float(expit(logit(b_r) + a[0] * max_offset))
+    td = float(expit(logit(b_d) + a[1] * max_offset))
     return ThresholdPolicy(min(tr, td), td, version, source)
 
 
@@ -129,6 +134,28 @@ class ActorProposer:
 
     def __call__(self, obs: np.ndarray, window: WindowStats, current: ThresholdPolicy) -> ThresholdPolicy:
         return action_to_policy(self.actor(obs), self.reference, self.max_offset, self.version)
+
+
+class ResidualProposer:
+    """An actor's logit offsets applied on top of a baseline controller's thresholds.
+
+    The controller (fed each window's scores, as :class:`ControllerProposer`)
+    already holds review volume under capacity when volume or scores grow; the
+    actor only learns what to add to that (a daily cycle, a response to a
+    fraud wave). Action 0 is the controller itself.
+    """
+
+    def __init__(self, actor: Callable[[np.ndarray], np.ndarray], reference: Reference,
+                 controller: RateController, max_offset: float = 2.0, version: str = "rl") -> None:
+        self.actor = actor
+        self.reference = reference
+        self.controller = controller
+        self.max_offset = max_offset
+        self.version = version
+
+    def __call__(self, obs: np.ndarray, window: WindowStats, current: ThresholdPolicy) -> ThresholdPolicy:
+        base = self.controller.propose(window.scores)
+        return action_to_policy(self.actor(obs), self.reference, self.max_offset, self.version, base=base)
 
 
 class OnlineAgent:

@@ -33,6 +33,7 @@ from riskflow.policies.agent import (
     ControllerProposer,
     NumpyActor,
     OnlineAgent,
+    ResidualProposer,
     StaticProposer,
 )
 from riskflow.policies.controller import RateController
@@ -50,6 +51,8 @@ __all__ = [
     "encode_policy_update",
     "decode_policy_update",
     "POLICY_KEY",
+    "BASES",
+    "capacity_controller",
 ]
 
 FORMAT_VERSION = 1
@@ -58,6 +61,21 @@ POLICY_KEY = b"thresholds"
 #: Busiest hour's volume / mean hourly volume of the simulated day (1.8 on the
 #: validation stream); the controller's review ceiling scales with it.
 PEAK_TO_MEAN = 1.9
+#: What an RL actor's action is an offset from: the static thresholds, or the
+#: review-capacity controller of :func:`capacity_controller` (a residual agent).
+BASES = ("static", "controller")
+
+
+def capacity_controller(static: ThresholdPolicy, reference: Reference, cost_model: CostModel,
+                        interval_ms: int) -> RateController:
+    """The review-ceiling controller (see :meth:`PolicyArtifact.make_controller`)."""
+    target = PEAK_TO_MEAN * reference.review_rate * reference.tx_per_interval * interval_ms / reference.interval_ms
+    cap = cost_model.review_capacity_per_hour
+    if math.isfinite(cap):
+        target = max(target, 0.9 * cap * interval_ms / HOUR_MS)
+    return RateController(static, None, None, window=2, target_reviews_per_interval=target, ceiling=True)
+
+
 _UPDATE_FIELDS = ("t_review", "t_decline", "version", "source", "effective_ms")
 
 
@@ -90,6 +108,12 @@ class PolicyArtifact:
     actor: NumpyActor | None = None
     max_offset: float = 2.0
     meta: dict[str, Any] | None = None
+    #: What the actor's action offsets (see :data:`BASES`).
+    base: str = "static"
+
+    def __post_init__(self) -> None:
+        if self.base not in BASES:
+            raise PolicyArtifactError(f"A policy's base must be one of {BASES}. Got {self.base!r} instead.")
 
     def make_controller(self, interval_ms: int) -> OnlineAgent:
         """The target-rate controller baseline built on this artifact's facts.
@@ -108,12 +132,7 @@ class PolicyArtifact:
         if self.reference is None:
             raise PolicyArtifactError(f"Policy {self.version!r} has no reference facts; it cannot run online.")
         ref = self.reference
-        target = PEAK_TO_MEAN * ref.review_rate * ref.tx_per_interval * interval_ms / ref.interval_ms
-        cap = self.cost_model.review_capacity_per_hour
-        if math.isfinite(cap):
-            target = max(target, 0.9 * cap * interval_ms / HOUR_MS)
-        ctrl = RateController(self.static, None, None, window=2, target_reviews_per_interval=target,
-                              ceiling=True)
+        ctrl = capacity_controller(self.static, ref, self.cost_model, interval_ms)
         return OnlineAgent(ControllerProposer(ctrl), ref, self.cost_model, self.guardrails,
                            version="controller", fallback=False)
 
@@ -122,7 +141,10 @@ class PolicyArtifact:
         if self.reference is None:
             raise PolicyArtifactError(f"Policy {self.version!r} has no reference facts; it cannot run online.")
         proposer: Any
-        if self.actor is not None:
+        if self.actor is not None and self.base == "controller":
+            ctrl = capacity_controller(self.static, self.reference, self.cost_model, self.reference.interval_ms)
+            proposer = ResidualProposer(self.actor, self.reference, ctrl, self.max_offset, self.version)
+        elif self.actor is not None:
             proposer = ActorProposer(self.actor, self.reference, self.max_offset, self.version)
         else:
             proposer = StaticProposer(self.static)
@@ -152,6 +174,7 @@ def save_policy(path: str | Path, artifact: PolicyArtifact) -> Path:
         "cost_model": artifact.cost_model.to_dict(),
         "guardrails": artifact.guardrails.to_dict(),
         "max_offset": artifact.max_offset,
+        "base": artifact.base,
         "observation": list(OBS_NAMES),
         "meta": artifact.meta or {},
         "actor": None,
@@ -211,4 +234,5 @@ def load_policy(path: str | Path) -> PolicyArtifact:
         actor=actor,
         max_offset=float(doc.get("max_offset", 2.0)),
         meta=doc.get("meta") or {},
+        base=str(doc.get("base", "static")),
     )

@@ -23,7 +23,7 @@ minutes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -31,6 +31,7 @@ import numpy as np
 
 from riskflow.policies.agent import OnlineAgent, StaticProposer, action_to_policy
 from riskflow.policies.backtest import HOUR_MS, IntervalReplayer, ScoredStream
+from riskflow.policies.controller import RateController
 from riskflow.policies.cost import CostModel, per_transaction_costs
 from riskflow.policies.decide import REVIEW, ThresholdPolicy
 from riskflow.policies.exceptions import PolicyConfigError
@@ -61,6 +62,11 @@ class ThresholdEnv(gym.Env):
         rescaling keeps fraud as costly on average, so the agent is not taught
         to let more through). The observation and every evaluation use the
         true amounts. ``None``: no shaping.
+    baseline
+        Factory of the controller a residual agent's action is an offset from
+        (fed every interval's scores, as in production, see
+        :class:`~riskflow.policies.agent.ResidualProposer`); ``None``: offsets
+        from the static thresholds.
     """
 
     metadata = {"render_modes": []}
@@ -78,6 +84,7 @@ class ThresholdEnv(gym.Env):
         warmup_intervals: int = 24,
         reward: str = "decision",
         reward_amount_cap: float | None = None,
+        baseline: Callable[[], RateController] | None = None,
         seed: int | None = None,
     ) -> None:
         if reward not in ("decision", "arrival"):
@@ -96,6 +103,9 @@ class ThresholdEnv(gym.Env):
         self.observation_space = gym.spaces.Box(-5.0, 5.0, (len(OBS_NAMES),), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.reward_amount_cap = reward_amount_cap
+        self.baseline = baseline
+        self._ctrl: RateController | None = None
+        self._base: ThresholdPolicy | None = None
         self._replayers = [IntervalReplayer(s, interval_ms, cost_model, a)
                            for s, a in zip(self.streams, self._reward_amounts(), strict=True)]
         self._static_cost = [self._static_costs(r) for r in self._replayers]
@@ -143,9 +153,12 @@ class ThresholdEnv(gym.Env):
             rep.decisions[rep.rows(k)] = static.decide(rep.stream.score[rep.rows(k)])
             rep.decided[rep.rows(k)] = True
         obs = self.agent.observation
+        self._ctrl = self.baseline() if self.baseline is not None else None
+        self._base = None
         for k in range(start, start + self.warmup):
             w, _ = rep.step(k, self.agent.current)
             obs = self.agent.observe(w)
+            self._advance_baseline(w)
         self._k = start + self.warmup
         self._end = self._k + length
         return obs.astype(np.float32), {"stream": self._si, "start": start}
@@ -154,7 +167,7 @@ class ThresholdEnv(gym.Env):
         assert self._rep is not None, "call reset() first"
         rep, k = self._rep, self._k
         t_start = int(rep.ends[k]) - self.interval_ms
-        proposal = action_to_policy(action, self.reference, self.max_offset)
+        proposal = action_to_policy(action, self.reference, self.max_offset, base=self._base)
         live = self.agent.act(proposal, t_start)
         w, cost = rep.step(k, live)
         scale = self.reference.cost_per_interval
@@ -163,11 +176,17 @@ class ThresholdEnv(gym.Env):
         else:
             reward = -self._arrival_cost(w, live) / scale
         obs = self.agent.observe(w)
+        self._advance_baseline(w)
         self._k += 1
         done = self._k >= self._end
         info = {"cost": cost, "static_cost": float(self._static_cost[self._si][k]),
                 "t_review": live.t_review, "t_decline": live.t_decline}
         return obs.astype(np.float32), float(reward), done, False, info
+
+    def _advance_baseline(self, w: WindowStats) -> None:
+        """The baseline for the next interval, from this one's scores (as ResidualProposer)."""
+        if self._ctrl is not None:
+            self._base = self._ctrl.propose(w.scores)
 
     def _arrival_cost(self, w: WindowStats, live: ThresholdPolicy) -> float:
         cm = self.cost_model

@@ -31,7 +31,13 @@ import numpy as np
 import pandas as pd
 
 from riskflow.policies.agent import OnlineAgent
-from riskflow.policies.artifact import PolicyArtifact, load_policy, new_version, save_policy
+from riskflow.policies.artifact import (
+    PolicyArtifact,
+    capacity_controller,
+    load_policy,
+    new_version,
+    save_policy,
+)
 from riskflow.policies.backtest import (
     HOUR_MS,
     RunResult,
@@ -114,6 +120,9 @@ class ExperimentConfig:
     #: loss of a stream) that one stream's ratio moves by +-10% on one payment.
     eval_seeds: int = 3
     reward_amount_cap: float | None = 5_000.0
+    #: What the agent's action offsets: ``controller`` (a residual on the
+    #: review-capacity controller) or ``static`` (see ``policies.artifact.BASES``).
+    base: str = "controller"
 
     @property
     def scorer_name(self) -> str:
@@ -207,12 +216,16 @@ def train(cfg: ExperimentConfig, out: str | Path, log: Log = print) -> tuple[Pat
     log(f"{len(train_streams)} training and {len(select)} selection streams ({time.perf_counter() - t0:.0f}s)")
     results: dict[str, Any] = {}
     best: tuple[float, str, Any] | None = None
+    baseline = None
+    if cfg.base == "controller":
+        def baseline() -> Any:
+            return capacity_controller(static, ref, cfg.cost_model, cfg.interval_ms)
     for algo in cfg.algos:
         env = ThresholdEnv(train_streams, ref, cfg.cost_model, guard, interval_ms=cfg.interval_ms,
-                           reward_amount_cap=cfg.reward_amount_cap, seed=cfg.seed)
+                           reward_amount_cap=cfg.reward_amount_cap, baseline=baseline, seed=cfg.seed)
         _, actor, facts = train_agent(env, algo, cfg.timesteps.get(algo, 20_000), cfg.seed)
         art = PolicyArtifact("rl", new_version("rl"), static, ref, cfg.cost_model, guard, actor,
-                             env.max_offset)
+                             env.max_offset, base=cfg.base)
         rel = relative_cost(select, art.make_agent, static, cfg)
         facts["selection_cost_vs_static"] = rel
         results[algo] = facts
@@ -223,7 +236,7 @@ def train(cfg: ExperimentConfig, out: str | Path, log: Log = print) -> tuple[Pat
     art = best[2]
     art.meta = {"algorithm": best[1], "algorithms": results, "scorer": cfg.scorer_name,
                 "customers": cfg.customers, "days": cfg.days, "interval_ms": cfg.interval_ms,
-                "seed": cfg.seed, "n_train_streams": cfg.n_train_streams,
+                "seed": cfg.seed, "n_train_streams": cfg.n_train_streams, "base": cfg.base,
                 "reward_amount_cap": cfg.reward_amount_cap, "total_seconds": time.perf_counter() - t0}
     path = save_policy(out, art)
     log(f"kept {best[1]}; saved {art.version} to {path}")
@@ -241,29 +254,35 @@ def _drift_days(name: str, days: int) -> tuple[int, int] | None:
     return start, start + d.get("drift_days", max(1, days // 5))
 
 
-def oracle_costs(stream: ScoredStream, cfg: ExperimentConfig, drift: tuple[int, int] | None) -> dict[str, float]:
+def oracle_costs(stream: ScoredStream, cfg: ExperimentConfig, drift: tuple[int, int] | None,
+                 guard: Guardrails | None = None) -> dict[str, float]:
     """Hindsight bounds on one stream (not policies: they see the stream's own truth).
 
     ``hindsight_static``: the best single static pair fit on the stream itself;
     ``hindsight_regime``: the best static pair for the drift period and another
     for the rest, each fit on its own part, i.e. an adaptive policy that knows
-    exactly when the drift starts and ends and what it does.
+    exactly when the drift starts and ends and what it does. Neither is held
+    to the guardrails; with ``guard``, ``hindsight_regime_guarded`` is the
+    per-regime bound whose pairs decline at most ``guard.max_decline_rate`` of
+    each part (the guardrail audits it per day, so this relaxation is still a
+    bound on what a guarded policy told the regimes could reach).
     """
-    def fit_cost(sel: np.ndarray) -> float:
+    def fit_cost(sel: np.ndarray, cap: float | None = None) -> float:
         if not sel.any():
             return 0.0
         p = optimise_static(stream.score[sel], stream.amount[sel], stream.is_fraud[sel], stream.ts[sel],
-                            cost_model=cfg.cost_model)
+                            cost_model=cfg.cost_model, max_decline_rate=cap)
         return float(cost_breakdown(p.decide(stream.score[sel]), stream.amount[sel], stream.is_fraud[sel],
                                     stream.ts[sel], model=cfg.cost_model)["total"])
 
     day = (stream.ts - stream.ts[0] // 86_400_000 * 86_400_000) // 86_400_000
-    out = {"hindsight_static": fit_cost(np.ones(len(stream), bool))}
-    if drift is not None:
-        inside = (day >= drift[0]) & (day < drift[1])
-        out["hindsight_regime"] = fit_cost(inside) + fit_cost(~inside)
-    else:
-        out["hindsight_regime"] = out["hindsight_static"]
+    everything = np.ones(len(stream), bool)
+    out = {"hindsight_static": fit_cost(everything)}
+    inside = (day >= drift[0]) & (day < drift[1]) if drift is not None else ~everything
+    out["hindsight_regime"] = fit_cost(inside) + fit_cost(~inside) if drift is not None else out["hindsight_static"]
+    if guard is not None:
+        out["hindsight_regime_guarded"] = (fit_cost(inside, guard.max_decline_rate)
+                                           + fit_cost(~inside, guard.max_decline_rate))
     return out
 
 
@@ -339,7 +358,7 @@ def evaluate(cfg: ExperimentConfig, policy_path: str | Path, plots_dir: str | Pa
             for k, r in runs.items():
                 per[k].append(r)
             if oracles:
-                for k, v in oracle_costs(stream, cfg, _drift_days(name, cfg.days)).items():
+                for k, v in oracle_costs(stream, cfg, _drift_days(name, cfg.days), guard).items():
                     oracle[k] = oracle.get(k, 0.0) + v
             if first is None:
                 first = (stream, runs)

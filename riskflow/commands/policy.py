@@ -91,10 +91,13 @@ def policy() -> None:
 @click.option("--sac-steps", default=20_000, show_default=True, type=click.IntRange(256))
 @click.option("--train-streams", default=20, show_default=True, type=click.IntRange(1),
               help="Simulated training streams, each with a random drift (domain randomisation).")
+@click.option("--base", type=click.Choice(["controller", "static"]), default="controller", show_default=True,
+              help="What the agent's action offsets: the review-capacity controller (a residual agent) "
+              "or the static thresholds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training facts as JSON.")
 @click.pass_context
 def train(ctx: click.Context, out: str | None, algos: str, ppo_steps: int, sac_steps: int,
-          train_streams: int, as_json: bool, **common: Any) -> None:
+          train_streams: int, base: str, as_json: bool, **common: Any) -> None:
     """Simulate streams, train PPO and SAC offline, keep the best; save a versioned artifact."""
     from riskflow.policies.rl.experiment import train as run_train
 
@@ -103,7 +106,7 @@ def train(ctx: click.Context, out: str | None, algos: str, ppo_steps: int, sac_s
     if bad or not names:
         raise click.BadParameter(f"{algos!r}: choose from ppo, sac (comma-separated).", param_hint="--algos")
     exp = _experiment(ctx, algos=names, timesteps={"ppo": ppo_steps, "sac": sac_steps},
-                      n_train_streams=train_streams, **common)
+                      n_train_streams=train_streams, base=base, **common)
     cfg = load_ctx_config(ctx)
     target = Path(out) if out else (Path(cfg.policy.path) if cfg.policy.path else Path("artifacts/policy"))
     log = (lambda m: click.echo(m, err=True)) if as_json else click.echo

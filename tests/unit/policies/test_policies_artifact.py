@@ -59,6 +59,27 @@ def test_saved_policy_reloads_and_acts_identically(tmp_path):
     assert r1.thresholds["t_review"].nunique() > 1  # the agent did move the thresholds
 
 
+def test_residual_policy_reloads_and_acts_identically(tmp_path):
+    s = stream(hours=72, seed=7, spike=(30, 50, 4.0))
+    ref = reference(s)
+    g = Guardrails(max_step=0.6)
+    art = PolicyArtifact("rl", "rl-res", ref.static_policy(), ref, COST, g, _actor(), 2.0, base="controller")
+    save_policy(tmp_path / "p", art)
+    back = load_policy(tmp_path / "p")
+    assert back.base == "controller"
+    r1 = run_policy(s, art.make_agent(), COST, audit=g)
+    r2 = run_policy(s, back.make_agent(), COST, audit=g)
+    np.testing.assert_array_equal(r1.decisions, r2.decisions)
+    np.testing.assert_array_equal(r1.thresholds[["t_review", "t_decline"]].to_numpy(),
+                                  r2.thresholds[["t_review", "t_decline"]].to_numpy())
+    # the same actor on the static base acts differently: the base is part of the policy
+    plain = run_policy(s, PolicyArtifact("rl", "rl-res", ref.static_policy(), ref, COST, g, _actor(), 2.0).make_agent(),
+                       COST, audit=g)
+    assert not np.array_equal(plain.thresholds["t_review"].to_numpy(), r1.thresholds["t_review"].to_numpy())
+    with pytest.raises(PolicyArtifactError, match="base must be one of"):
+        PolicyArtifact("rl", "v", ref.static_policy(), ref, COST, g, _actor(), base="oracle")
+
+
 def test_corrupted_or_missing_artifact_is_refused(tmp_path):
     s = stream(hours=10)
     ref = reference(s)

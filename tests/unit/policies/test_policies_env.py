@@ -83,3 +83,28 @@ def test_reward_amount_shaping_keeps_the_mean_fraud_amount():
     assert shaped[f].mean() == pytest.approx(s.amount[f].mean())
     np.testing.assert_array_equal(shaped[~f], s.amount[~f])
     assert env._replayers[0].stream.amount[f].max() == 1e6  # what the agent observes is untouched
+
+
+def test_residual_env_action_zero_follows_the_controller_fed_every_window():
+    from riskflow.policies import Guardrails
+    from riskflow.policies.controller import RateController
+
+    s = stream(hours=40, seed=2)
+    ref = reference(s)
+    g = Guardrails(max_step=20.0, max_decline_rate=1.0)
+
+    def make() -> RateController:
+        return RateController(ref.static_policy(), None, window=2, target_reviews_per_interval=3.0, ceiling=True)
+
+    env = ThresholdEnv([s], ref, COST, g, episode_intervals=12, warmup_intervals=4, baseline=make, seed=0)
+    env.reset(options={"stream": 0, "start": 0})
+    rep, twin = env._replayers[0], make()
+    for k in range(4):
+        want = twin.propose(s.score[rep.rows(k)])
+    moved = 0
+    for k in range(4, 16):
+        _, _, done, _, info = env.step(np.zeros(2, np.float32))
+        assert (info["t_review"], info["t_decline"]) == pytest.approx((want.t_review, want.t_decline))
+        moved += want.t_review != ref.static_t_review
+        want = twin.propose(s.score[rep.rows(k)])
+    assert done and moved > 0  # the ceiling did bind: the baseline is not just the static policy
