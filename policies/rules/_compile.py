@@ -53,6 +53,7 @@ __all__ = [
     "BatchView",
     "compile_expression",
     "compile_condition",
+    "compile_node",
     "TX_FIELDS",
     "FUNCTIONS",
     "Compiled",
@@ -111,6 +112,10 @@ class Compiled:
     type: str  # num | bool | str | enum:<field> | key:<field>
     text: str
     const: bool = False
+    #: What the node computes, for the fused evaluator (:mod:`._program`): an op
+    #: name, its parameters, and child :class:`Compiled` nodes, e.g.
+    #: ``("cmp", ">", amount, 2000.0)``. Constants are ``("const", value)``.
+    ir: tuple[Any, ...] = ()
 
 
 #: What a constant's evaluator is called with: constants read no batch.
@@ -162,7 +167,7 @@ class _Compiler:
     def name(self, node: Name) -> Compiled:
         n = node.name
         if n == "score":
-            return Compiled(lambda v: v.score, "num", "score")
+            return Compiled(lambda v: v.score, "num", "score", ir=("score",))
         if n in _TX_NUMBERS:
             attr = _TX_NUMBERS[n]
             if n == "mcc":  # int32 with -1 for absent -> float with NaN
@@ -171,15 +176,21 @@ class _Compiler:
                     m = v.tx.mcc
                     return np.where(m < 0, np.nan, m.astype(np.float64))
 
-                return Compiled(_cached("mcc", mcc), "num", "mcc")
-            return Compiled(_tx_attr(attr), "num", n)
+                return Compiled(_cached("mcc", mcc), "num", "mcc", ir=("mcc",))
+            if n == "event_time":  # int64 ms -> float64 like every number (int64 math wraps)
+
+                def ts(v: BatchView) -> np.ndarray:
+                    return v.tx.ts.astype(np.float64)
+
+                return Compiled(_cached("event_time", ts), "num", n, ir=("tx", attr))
+            return Compiled(_tx_attr(attr), "num", n, ir=("tx", attr))
         if n in _TX_ENUMS:
-            return Compiled(_tx_attr(n), f"enum:{n}", n)
+            return Compiled(_tx_attr(n), f"enum:{n}", n, ir=("column", n))
         if n in _TX_KEYS:
-            return Compiled(_tx_attr(_TX_KEYS[n]), f"key:{n}", n)
+            return Compiled(_tx_attr(_TX_KEYS[n]), f"key:{n}", n, ir=("column", _TX_KEYS[n]))
         if n in self.features:
             j = self.features[n]
-            return Compiled(_cached(n, _feature(j)), "num", n)
+            return Compiled(_cached(n, _feature(j)), "num", n, ir=("feature", j))
         if n in self.lists:
             raise self.error(
                 f"{n!r} is a list, not a value",
@@ -197,12 +208,14 @@ class _Compiler:
     def compile(self, node: Node) -> Compiled:
         if isinstance(node, Num):
             val = float(node.value)
-            return Compiled(_const(val), "num", repr(val), const=True)
+            return Compiled(_const(val), "num", repr(val), const=True, ir=("const", val))
         if isinstance(node, Bool):
             b = bool(node.value)
-            return Compiled(_const(b), "bool", str(b).lower(), const=True)
+            return Compiled(_const(b), "bool", str(b).lower(), const=True, ir=("const", b))
         if isinstance(node, Str):
-            return Compiled(_const(node.value), "str", repr(node.value), const=True)
+            return Compiled(
+                _const(node.value), "str", repr(node.value), const=True, ir=("const", node.value)
+            )
         if isinstance(node, Name):
             return self.name(node)
         if isinstance(node, Unary):
@@ -232,13 +245,15 @@ class _Compiler:
         if node.op == "not":
             self.need(inner, "bool", node.pos, "not")
             f = inner.fn
-            return self.node(f"(not {inner.text})", "bool", lambda v: np.logical_not(f(v)))
+            return self.node(
+                f"(not {inner.text})", "bool", lambda v: np.logical_not(f(v)), ("not", inner)
+            )
         self.need(inner, "num", node.pos, "unary -")
         f = inner.fn
-        return self.node(f"(-{inner.text})", "num", lambda v: np.negative(f(v)))
+        return self.node(f"(-{inner.text})", "num", lambda v: np.negative(f(v)), ("neg", inner))
 
-    def node(self, text: str, type_: str, compute: Fn, const: bool = False) -> Compiled:
-        return Compiled(compute if const else _cached(text, compute), type_, text, const)
+    def node(self, text: str, type_: str, compute: Fn, ir: tuple[Any, ...]) -> Compiled:
+        return Compiled(_cached(text, compute), type_, text, False, ir)
 
     def binary(self, node: Binary) -> Compiled:
         a, b = self.compile(node.left), self.compile(node.right)
@@ -258,7 +273,7 @@ class _Compiler:
                         return left
                     return np.logical_and(left, fb(v))
 
-                return self.node(text, "bool", both)
+                return self.node(text, "bool", both, ("and", a, b))
 
             def either(v: BatchView) -> Any:
                 left = fa(v)
@@ -266,12 +281,12 @@ class _Compiler:
                     return left
                 return np.logical_or(left, fb(v))
 
-            return self.node(text, "bool", either)
+            return self.node(text, "bool", either, ("or", a, b))
         if op in ("+", "-", "*", "/"):
             self.need(a, "num", node.pos, f"'{op}'")
             self.need(b, "num", node.pos, f"'{op}'")
             ufunc = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide}[op]
-            return self.node(text, "num", _apply2(ufunc, a, b))
+            return self.node(text, "num", _apply2(ufunc, a, b), ("arith", op, a, b))
         assert op in COMPARISONS
         return self.comparison(node, a, b, text)
 
@@ -293,12 +308,15 @@ class _Compiler:
                 np.less_equal: np.greater_equal,
                 np.greater_equal: np.less_equal,
             }.get(ufunc, ufunc)
+            op = _SWAPPED.get(op, op)
         if a.type == b.type == "num" or (a.type == b.type == "bool" and op in ("==", "!=")):
             fa, fb = a.fn, b.fn
             if a.const and b.const:
                 val = bool(ufunc(fa(_NO_VIEW), fb(_NO_VIEW)))
-                return Compiled(_const(val), "bool", str(val).lower(), const=True)
-            return self.node(text, "bool", _apply2(ufunc, a, b))
+                return Compiled(
+                    _const(val), "bool", str(val).lower(), const=True, ir=("const", val)
+                )
+            return self.node(text, "bool", _apply2(ufunc, a, b), ("cmp", op, a, b))
         if a.type.startswith(("enum:", "key:")) and b.type == "str":
             if op not in ("==", "!="):
                 raise self.error(
@@ -310,7 +328,9 @@ class _Compiler:
                 a, b.fn(_NO_VIEW), node.right.pos if isinstance(node.right, Str) else node.pos
             )
             fa = a.fn
-            return self.node(text, "bool", lambda v: ufunc(fa(v), code))
+            return self.node(
+                text, "bool", lambda v: ufunc(fa(v), code), ("code_eq", op == "!=", a, code)
+            )
         raise self.error(
             f"cannot compare {a.text!r} ({_kind(a)}) with {b.text!r} ({_kind(b)})",
             node.pos,
@@ -355,7 +375,7 @@ class _Compiler:
                 hit = v.lists.member(lname, kind, fi(v), v.tx.ts)
                 return ~hit if neg else hit
 
-            return self.node(text, "bool", listed)
+            return self.node(text, "bool", listed, ("list", neg, lname, kind, item))
         assert node.options is not None
         if item.type == "num":
             if not all(isinstance(o, Num) for o in node.options):
@@ -374,7 +394,7 @@ class _Compiler:
         else:
             raise self.error(f"{item.text!r} ({_kind(item)}) cannot be tested with in", node.pos)
         text = f"({item.text} {prefix} [{', '.join(map(str, values.tolist()))}])"
-        return self.node(text, "bool", _isin(fi, values, neg))
+        return self.node(text, "bool", _isin(fi, values, neg), ("in", neg, item, values))
 
     def call(self, node: Call) -> Compiled:
         if node.func not in FUNCTIONS:
@@ -395,19 +415,21 @@ class _Compiler:
                 raise self.error("is_missing() takes a field or feature name", node.pos)
             fa = a.fn
             if a.type == "num":
-                return self.node(text, "bool", lambda v: np.isnan(fa(v)))
+                return self.node(text, "bool", lambda v: np.isnan(fa(v)), ("missing", a))
             if a.type.startswith("enum:"):
-                return self.node(text, "bool", lambda v: fa(v) < 0)
+                return self.node(text, "bool", lambda v: fa(v) < 0, ("missing", a))
             if a.type.startswith("key:"):
-                return self.node(text, "bool", lambda v: fa(v) == 0)
+                return self.node(text, "bool", lambda v: fa(v) == 0, ("missing", a))
             raise self.error(f"is_missing() of a {_kind(a)} is always false", node.pos)
         for a, arg in zip(args, node.args, strict=True):
             self.need(a, "num", getattr(arg, "pos", node.pos), f"{node.func}()")
         if node.func == "abs":
             fa = args[0].fn
-            return self.node(text, "num", lambda v: np.abs(fa(v)))
+            return self.node(text, "num", lambda v: np.abs(fa(v)), ("abs", args[0]))
         ufunc = np.minimum if node.func == "min" else np.maximum
-        return self.node(text, "num", _apply2(ufunc, args[0], args[1]))
+        return self.node(
+            text, "num", _apply2(ufunc, args[0], args[1]), ("arith", node.func, args[0], args[1])
+        )
 
 
 def _apply2(ufunc: Any, a: Compiled, b: Compiled) -> Fn:
@@ -421,6 +443,9 @@ def _apply2(ufunc: Any, a: Compiled, b: Compiled) -> Fn:
         return lambda v: ufunc(x, fb(v))
     return lambda v: ufunc(fa(v), fb(v))
 
+
+#: A comparison read from the other side (``5 < amount`` is ``amount > 5``).
+_SWAPPED = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
 
 #: Up to this many options, `in` is a chain of == (faster than a search on small sets).
 _SMALL_SET = 8
@@ -474,6 +499,13 @@ def compile_condition(
     src: str, feature_names: Sequence[str], list_names: Sequence[str] = BUILTIN_LISTS
 ) -> Fn:
     """Like :func:`compile_expression`, but the evaluator may return a scalar for a constant."""
+    return compile_node(src, feature_names, list_names).fn
+
+
+def compile_node(
+    src: str, feature_names: Sequence[str], list_names: Sequence[str] = BUILTIN_LISTS
+) -> Compiled:
+    """The type-checked condition ``src`` as a :class:`Compiled` tree (evaluator + IR)."""
     c = _Compiler(src, feature_names, list_names).compile(parse(src))
     if c.type != "bool":
         raise RuleSyntaxError(
@@ -482,7 +514,7 @@ def compile_condition(
             0,
             "compare it, e.g. amount > 1000",
         )
-    return c.fn
+    return c
 
 
 def compile_expression(

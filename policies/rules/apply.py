@@ -43,7 +43,8 @@ import numpy as np
 
 from riskflow.batch import TxBatch
 from riskflow.policies.rules._compile import BatchView
-from riskflow.policies.rules.lists import LIST_KINDS, ListSnapshot
+from riskflow.policies.rules._kernels import _first_hit, _members
+from riskflow.policies.rules.lists import DECISION_LISTS, LIST_KINDS, ListSnapshot
 from riskflow.policies.rules.ruleset import ACTION_CODES, CompiledRuleSet, Rule
 
 __all__ = ["RulesView", "RuleHits", "BY_MODEL", "BY_ALLOW", "BY_DENY", "EMPTY_RULES"]
@@ -118,14 +119,16 @@ class RuleHits:
         if deny.any():
             final[deny], by[deny] = 2, BY_DENY
             open_ &= ~deny
-        deciding, codes = _deciding(self.rules)
+        meta = _meta(self.rules)
+        deciding, codes = meta.deciding, meta.codes
         if only is not None:
-            deciding = np.intersect1d(deciding, np.asarray(only, dtype=np.intp))
+            deciding = np.intersect1d(deciding, np.asarray(only, dtype=np.int64))
         if deciding.size and open_.any():
-            H = self.hits[:, deciding] & open_[:, None]
-            hit = H.any(axis=1)
+            # The first deciding rule (in evaluation order) that holds, per open row.
+            first = _first_hit(self.hits.T, deciding, open_)
+            hit = first >= 0
             if hit.any():
-                first = deciding[H.argmax(axis=1)[hit]]  # the first deciding rule that holds
+                first = first[hit]
                 final[hit] = codes[first]
                 by[hit] = first
         return final, by
@@ -147,7 +150,7 @@ class RuleHits:
                     )
         rows, cols = np.nonzero(self.hits)
         if rows.size:
-            templates = _templates(self.rules)
+            templates = _meta(self.rules).templates
             by = decided_by.tolist()
             for row, j in zip(rows.tolist(), cols.tolist(), strict=True):
                 code = dict(templates[j])
@@ -156,25 +159,44 @@ class RuleHits:
         return out
 
 
-@functools.lru_cache(maxsize=16)
-def _templates(rules: tuple[Rule, ...]) -> list[dict[str, Any]]:
-    """Each rule's reason code without ``decided`` (once per rule set, not per batch)."""
-    return [
-        {
-            "code": f"rule:{r.id}:shadow" if r.mode == "shadow" else f"rule:{r.id}",
-            "description": r.reason or r.when,
-            "action": r.action,
-        }
-        for r in rules
-    ]
+@dataclass(frozen=True)
+class _RulesMeta:
+    """What decide / reason_codes need of a rule tuple, derived once per rule set."""
+
+    #: Each rule's reason code without ``decided``.
+    templates: list[dict[str, Any]]
+    #: Columns of the rules that decide (ascending: evaluation order).
+    deciding: np.ndarray
+    #: Every rule's decision code.
+    codes: np.ndarray
 
 
-@functools.lru_cache(maxsize=16)
-def _deciding(rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Columns of the rules that decide, and every rule's decision code."""
-    deciding = np.array([j for j, r in enumerate(rules) if r.decides], dtype=np.intp)
-    codes = np.array([ACTION_CODES.get(r.action, 0) for r in rules], dtype=np.int8)
-    return deciding, codes
+#: id(rules) -> (rules, meta). Keyed by identity: hashing 100 Rule dataclasses on
+#: every batch (what an lru_cache does) cost more than deciding the batch.
+_META: dict[int, tuple[tuple[Rule, ...], _RulesMeta]] = {}
+_META_MAX = 32
+
+
+def _meta(rules: tuple[Rule, ...]) -> _RulesMeta:
+    got = _META.get(id(rules))
+    if got is not None and got[0] is rules:
+        return got[1]
+    meta = _RulesMeta(
+        templates=[
+            {
+                "code": f"rule:{r.id}:shadow" if r.mode == "shadow" else f"rule:{r.id}",
+                "description": r.reason or r.when,
+                "action": r.action,
+            }
+            for r in rules
+        ],
+        deciding=np.array([j for j, r in enumerate(rules) if r.decides], dtype=np.int64),
+        codes=np.array([ACTION_CODES.get(r.action, 0) for r in rules], dtype=np.int8),
+    )
+    if len(_META) >= _META_MAX:
+        _META.clear()
+    _META[id(rules)] = (rules, meta)  # holding `rules` keeps its id from being reused
+    return meta
 
 
 def _any(masks: Mapping[str, np.ndarray], n: int) -> np.ndarray:
@@ -213,9 +235,17 @@ class RulesView:
         """Evaluate the lists and every rule (active, tag and shadow) on one batch."""
         view = BatchView(tx, X, feature_index or {}, np.asarray(score), self.lists)
         masks: dict[str, dict[str, np.ndarray]] = {"allow": {}, "deny": {}}
-        for name in masks:
-            for kind in self.lists.kinds(name):
-                masks[name][kind] = self.lists.member(
-                    name, kind, getattr(tx, LIST_KINDS[kind]), tx.ts
-                )
+        refs = self._decision_refs
+        if refs:
+            # Every (allow|deny, kind) table in one kernel pass (as ListSnapshot.member tests).
+            keys = np.stack([getattr(tx, LIST_KINDS[kind]) for _, kind in refs])
+            found = np.empty(keys.shape, dtype=bool)
+            _members(keys, tx.ts, *self.lists.packed(refs), found)
+            for t, (name, kind) in enumerate(refs):
+                masks[name][kind] = found[t]
         return RuleHits(self.ruleset.rules, self.ruleset.hits(view), masks["allow"], masks["deny"])
+
+    @functools.cached_property
+    def _decision_refs(self) -> tuple[tuple[str, str], ...]:
+        """(list, kind) of the allow and deny tables with entries."""
+        return tuple((name, kind) for name in DECISION_LISTS for kind in self.lists.kinds(name))

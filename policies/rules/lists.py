@@ -156,6 +156,9 @@ class ListSnapshot:
     """Immutable membership tables: (list, kind) -> (sorted keys, expiry per key)."""
 
     tables: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _packed: dict[tuple[tuple[str, str], ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def kinds(self, name: str) -> list[str]:
         """Kinds that list ``name`` has entries for."""
@@ -171,6 +174,33 @@ class ListSnapshot:
         idx = np.searchsorted(ks, keys)
         np.minimum(idx, ks.shape[0] - 1, out=idx)
         return (ks[idx] == keys) & (keys != 0) & (np.asarray(ts, dtype=np.int64) < exp[idx])
+
+    def packed(
+        self, refs: tuple[tuple[str, str], ...]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The tables of ``refs`` ((list, kind) pairs) end to end, for the fused evaluator.
+
+        Returns ``(keys, expiry, spans)``: table ``i`` is ``keys[spans[i, 0]:spans[i, 1]]``
+        (empty for a (list, kind) without entries). Built once per snapshot.
+        """
+        out = self._packed.get(refs)
+        if out is None:
+            parts = [self.tables.get(r) for r in refs]
+            ks = [p[0] for p in parts if p is not None]
+            ex = [p[1] for p in parts if p is not None]
+            spans = np.zeros((len(refs), 2), dtype=np.int64)
+            at = 0
+            for i, p in enumerate(parts):
+                size = 0 if p is None else int(p[0].shape[0])
+                spans[i] = (at, at + size)
+                at += size
+            out = (
+                np.concatenate(ks) if ks else np.zeros(0, dtype=np.uint64),
+                np.concatenate(ex) if ex else np.zeros(0, dtype=np.int64),
+                spans,
+            )
+            self._packed[refs] = out
+        return out
 
     def __len__(self) -> int:
         return sum(int(k.shape[0]) for k, _ in self.tables.values())
