@@ -261,6 +261,11 @@ class StreamConfig(_Section):
     error_policy: Literal["dead_letter"] = "dead_letter"
     state_dir: Path = Path("state")
     metrics_port: int = Field(8000, ge=0, le=65535)
+    #: Labels held (and checkpointed) while their transaction is not known yet
+    #: (another worker's partition not followed yet, same fetch, gap replay);
+    #: beyond it the oldest are dropped and counted in riskflow_labels_unmatched.
+    #: 100k: a few seconds of labels at any plausible label rate, ~10 MB.
+    waiting_labels: int = Field(100_000, ge=0, le=10_000_000)
 
 
 class SecurityConfig(_Section):

@@ -23,7 +23,16 @@ flagged ``"fallback": true``: no valid transaction goes undecided.
 
 The labels agent joins each label to its transaction through a bounded
 ``tx_id`` lookup (numeric entity keys only, kept in the snapshot) and hands
-the resulting ``LabelBatch`` to the next scored batch. Policy updates are read
+the resulting ``LabelBatch`` to the next scored batch. Labels are keyed by
+``tx_id``, transactions by card, so a label often reaches a worker before
+its transaction: on another worker's partition that this replica follows
+only once committed, in the same fetch (labels are handled first), or in a
+gap replay. Such a label waits (``stream.waiting_labels``, default 100k,
+oldest dropped and counted in ``riskflow_labels_unmatched``; gauge
+``riskflow_labels_waiting``; kept in the snapshot) and joins when its
+transaction arrives, from the next batch on, at its label time: as if it had
+arrived just after the transaction. (Before, it was dropped: a two-worker
+run lost labels about one time in five.) Policy updates are read
 by every worker from the compacted policy topic from its beginning (the
 worker is not ready before it has read to the end) and applied between
 batches, without a restart.
@@ -39,7 +48,9 @@ per partition, with ``P`` the snapshot position and ``C`` the first offset
 the group hands out (its committed offset):
 
 * ``C > P``: offsets ``[P, C)`` were decided before the crash but are not in
-  the state: they are replayed into the state without output;
+  the state: they are replayed into the state without output, for every
+  partition of both topics before the worker decides anything (a quiet
+  labels partition too), and again per batch if the group moved on since;
 * ``C < P``: offsets ``[C, P)`` are in the state and their decisions were
   produced: they are skipped (no double counting in features);
 * a partition the state never saw is replayed from the start of its log.

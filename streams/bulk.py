@@ -143,7 +143,6 @@ class BulkWorker(RiskWorker):
                 await self._emit_retrying(out, lab_recs)
                 self.metrics.consumed.labels(labels_topic).inc(len(lab_recs))
                 self.metrics.dead_letters.labels(labels_topic).inc(len(out.dead_letters))
-                self.metrics.labels_unmatched.set(self.processor.labels_unmatched)
             if tx_recs:
                 await self._replay_gaps(tx_recs)
                 out = self.processor.process_transactions(tx_recs)

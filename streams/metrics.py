@@ -41,7 +41,14 @@ class WorkerMetrics:
             registry=r,
         )
         self.labels_unmatched = Gauge(
-            "riskflow_labels_unmatched", "Labels whose transaction was unknown", registry=r
+            "riskflow_labels_unmatched",
+            "Labels dropped: their transaction was not seen while they waited",
+            registry=r,
+        )
+        self.labels_waiting = Gauge(
+            "riskflow_labels_waiting",
+            "Labels held until their transaction arrives (bound: stream.waiting_labels)",
+            registry=r,
         )
         self.policy_updates = Counter(
             "riskflow_policy_updates", "Policy updates applied", registry=r

@@ -49,7 +49,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Layout version of :meth:`StreamProcessor.snapshot`; bump on any change.
-SNAPSHOT_VERSION = 2
+#: 3 added the labels waiting for their transaction (version 2 still loads).
+SNAPSHOT_VERSION = 3
+#: Older layouts :meth:`StreamProcessor.restore` still reads.
+_READABLE_VERSIONS = (2, SNAPSHOT_VERSION)
 #: Labelled-transaction fields kept per tx_id (all numeric: no raw ids kept).
 _LOOKUP_FIELDS = ("ts", "amount", "card", "customer", "merchant", "terminal", "device", "ip")
 
@@ -134,6 +137,14 @@ class StreamProcessor:
         ``"approve"`` is fail-open, ``"decline"`` fail-closed.
     lookup_size
         tx_ids remembered for joining labels (oldest forgotten first).
+    waiting_labels
+        Labels kept while their transaction is not known yet (oldest dropped
+        first, counted in :attr:`labels_unmatched`). A label can arrive before
+        its transaction: in another worker's partition that this replica
+        follows only once it is committed, in the same fetch, or in a gap
+        replay that reads labels first. It joins when the transaction arrives
+        and takes effect from the next batch on, at its label time, as if it
+        had arrived just after the transaction.
     """
 
     def __init__(
@@ -142,6 +153,7 @@ class StreamProcessor:
         *,
         fallback_decision: str = "review",
         lookup_size: int = 200_000,
+        waiting_labels: int = 100_000,
     ) -> None:
         if fallback_decision not in DECISION_NAMES:
             raise ValueError(
@@ -151,10 +163,17 @@ class StreamProcessor:
         self.scoring = scoring
         self.fallback_decision = fallback_decision
         self.lookup_size = lookup_size
+        self.waiting_labels = waiting_labels
         #: "topic/partition" -> next offset reflected in the state.
         self.positions: dict[str, int] = {}
         self._lookup: OrderedDict[str, tuple[float, ...]] = OrderedDict()
         self._pending: list[tuple[str, int, int, tuple[float, ...]]] = []
+        #: tx_id -> (arrival number, label_time, label) of labels whose
+        #: transaction is not known yet; oldest tx_id first.
+        self._waiting: OrderedDict[str, list[tuple[int, int, int]]] = OrderedDict()
+        self._n_waiting = 0
+        self._label_seq = 0
+        #: Labels given up on: their transaction never came while they waited.
         self.labels_unmatched = 0
         self._keys = KeyCache()
 
@@ -243,9 +262,44 @@ class StreamProcessor:
         lookup = self._lookup
         # One C-level zip instead of a tuple built per transaction in Python.
         rows = zip(*(getattr(tx, f).tolist() for f in _LOOKUP_FIELDS), strict=True)
-        lookup.update(zip(tx.tx_id.tolist(), rows, strict=True))
+        ids = tx.tx_id.tolist()
+        lookup.update(zip(ids, rows, strict=True))
         while len(lookup) > self.lookup_size:
             lookup.popitem(last=False)
+        if self._waiting:
+            self._join_waiting(ids)
+
+    def _join_waiting(self, ids: list[str]) -> None:
+        """Move labels waiting for one of ``ids`` to the next batch's labels."""
+        waiting = self._waiting
+        joined = []
+        for tx_id in waiting.keys() & ids:  # one C-level set intersection per batch
+            row = self._lookup.get(tx_id)
+            if row is None:  # remembered and already forgotten (batch > lookup_size)
+                continue
+            labs = waiting.pop(tx_id)
+            self._n_waiting -= len(labs)
+            joined.extend((seq, tx_id, lt, lab, row) for seq, lt, lab in labs)
+        # In arrival order, as if each label had come just after its transaction.
+        joined.sort(key=lambda j: j[0])
+        self._pending.extend(j[1:] for j in joined)
+
+    def _wait(self, tx_id: str, label_time: int, label: int) -> None:
+        if self.waiting_labels <= 0:
+            self.labels_unmatched += 1
+            return
+        self._waiting.setdefault(tx_id, []).append((self._label_seq, label_time, label))
+        self._label_seq += 1
+        self._n_waiting += 1
+        while self._n_waiting > self.waiting_labels:
+            _, labs = self._waiting.popitem(last=False)
+            self._n_waiting -= len(labs)
+            self.labels_unmatched += len(labs)
+
+    @property
+    def labels_waiting(self) -> int:
+        """Labels held until their transaction arrives."""
+        return self._n_waiting
 
     def _take_labels(self) -> LabelBatch | None:
         if not self._pending:
@@ -350,8 +404,8 @@ class StreamProcessor:
             else:
                 row = self._lookup.get(lab["tx_id"])
                 if row is None:
-                    # The labelled transaction is older than the lookup or not seen yet.
-                    self.labels_unmatched += 1
+                    # Not seen yet (or older than the lookup): wait for it.
+                    self._wait(lab["tx_id"], lab["label_time"], lab["label"])
                 else:
                     self._pending.append((lab["tx_id"], lab["label_time"], lab["label"], row))
             self.positions[_pos_key(rec.topic, rec.partition)] = rec.offset + 1
@@ -382,6 +436,13 @@ class StreamProcessor:
             "positions": dict(self.positions),
             "pending": [[t, lt, lab, list(map(_num, row))] for t, lt, lab, row in self._pending],
             "labels_unmatched": self.labels_unmatched,
+            # In arrival order (restore numbers them again).
+            "waiting": [
+                [t, lt, lab]
+                for _, t, lt, lab in sorted(
+                    (seq, t, lt, lab) for t, labs in self._waiting.items() for seq, lt, lab in labs
+                )
+            ],
         }
 
         def serialise() -> list[bytes]:
@@ -391,7 +452,8 @@ class StreamProcessor:
             cols = list(zip(*lookup.values(), strict=True)) or [()] * len(_LOOKUP_FIELDS)
             ts = np.asarray(cols[0], dtype=np.int64).reshape(n)
             amount = np.asarray(cols[1], dtype=np.float64).reshape(n)
-            keys = np.ascontiguousarray(np.asarray(cols[2:], dtype=np.uint64).reshape(-1, n).T)
+            keys = np.asarray(cols[2:], dtype=np.uint64).reshape(len(_LOOKUP_FIELDS) - 2, n)
+            keys = np.ascontiguousarray(keys.T)  # (an empty lookup: labels only, so far)
             parts = [
                 orjson.dumps({**head, "lookup_ids": ids}),
                 ts.tobytes(),
@@ -415,7 +477,7 @@ class StreamProcessor:
             head = orjson.loads(parts[0])
         except (IndexError, orjson.JSONDecodeError):
             head = {}
-        if head.get("version") != SNAPSHOT_VERSION or len(parts) != 5:
+        if head.get("version") not in _READABLE_VERSIONS or len(parts) != 5:
             raise ValueError(
                 f"Snapshot layout version {head.get('version')!r} is not {SNAPSHOT_VERSION}; "
                 "delete the state directory to rebuild state from the topics."
@@ -430,6 +492,12 @@ class StreamProcessor:
         )
         self._pending = [(t, int(lt), int(lab), _row(r)) for t, lt, lab, r in head["pending"]]
         self.labels_unmatched = int(head["labels_unmatched"])
+        self._waiting = OrderedDict()
+        self._n_waiting = self._label_seq = 0
+        for t, lt, lab in head.get("waiting", []):  # absent in version 2
+            self._waiting.setdefault(t, []).append((self._label_seq, int(lt), int(lab)))
+            self._label_seq += 1
+        self._n_waiting = self._label_seq
 
 
 def _num(x: Any) -> Any:

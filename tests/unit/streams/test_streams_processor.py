@@ -94,7 +94,8 @@ def test_labels_join_their_transaction_and_reach_the_features() -> None:
     lab = {"tx_id": "t0", "label": 1, "label_time": T0 + 5}
     unknown = {"tx_id": "nope", "label": 1, "label_time": T0 + 5}
     out = p.process_labels(recs([orjson.dumps(lab), orjson.dumps(unknown), b"{"], topic="lab"))
-    assert len(out.dead_letters) == 1 and p.labels_unmatched == 1
+    assert len(out.dead_letters) == 1
+    assert p.labels_waiting == 1 and p.labels_unmatched == 0  # "nope" waits for its transaction
     d = p.process_transactions(recs([orjson.dumps(tx(6))], start=2)).decisions[0]
     frauds = {c["code"]: c["value"] for c in d["reasons"]}["card_frauds"]
     assert frauds == 1
@@ -148,6 +149,99 @@ def test_pending_labels_keep_exact_entity_keys_through_repeated_snapshots() -> N
     for name, a, b in zip(want._fields, want, got, strict=True):
         np.testing.assert_array_equal(a, b, err_msg=name)
         assert a.dtype == b.dtype, name
+
+
+def _frauds(out: object) -> list[float]:
+    return [
+        {c["code"]: c["value"] for c in d["reasons"]}["card_frauds"]
+        for d in out.decisions  # type: ignore[attr-defined]
+    ]
+
+
+def _label_race(labels_first: StreamProcessor) -> tuple[list[float], list[float]]:
+    """Card-fraud features after labels that reach a replica before their transactions.
+
+    The uninterrupted run reads round A, then its labels, then round B. The
+    replica gets the labels first: its labels partition is its own, round A
+    lives on a partition another worker owns and is followed only once
+    committed (or labels and transactions came in one fetch, labels handled
+    first; or a gap replay read labels first).
+    """
+    round_a = [orjson.dumps(tx(i)) for i in range(6)]
+    round_b = [orjson.dumps(tx(i)) for i in range(6, 12)]
+    # Every label is due before round B (event times T0 + 6 ...), after round A.
+    labels = [orjson.dumps({"tx_id": f"t{i}", "label": 1, "label_time": T0 + 5}) for i in (0, 1, 4)]
+    straight = StreamProcessor(CountingScorer())
+    straight.process_transactions(recs(round_a))
+    straight.process_labels(recs(labels, topic="lab"))
+    want = _frauds(straight.process_transactions(recs(round_b, start=6)))
+    assert want == [1.0, 2.0, 0.0, 1.0, 2.0, 0.0]  # cards c0, c1, c2: the test is not moot
+
+    p = labels_first
+    p.process_labels(recs(labels, topic="lab"))
+    assert p.labels_waiting == 3
+    p.process_transactions(recs(round_a, topic="tx", part=1), emit=False)  # followed, no output
+    assert p.labels_waiting == 0 and p.labels_unmatched == 0
+    return want, _frauds(p.process_transactions(recs(round_b, start=6)))
+
+
+def test_labels_before_their_transaction_wait_and_join_as_in_an_uninterrupted_run() -> None:
+    want, got = _label_race(StreamProcessor(CountingScorer()))
+    assert got == want
+
+
+def test_labels_do_not_take_effect_in_the_batch_that_brings_their_transaction() -> None:
+    p = StreamProcessor(CountingScorer())
+    # Due at once (label time before the transaction): still not the batch's own rows.
+    early = orjson.dumps({"tx_id": "t0", "label": 1, "label_time": T0 - 100})
+    p.process_labels(recs([early], topic="lab"))
+    out = p.process_transactions(recs([orjson.dumps(tx(i)) for i in (0, 3)]))
+    assert _frauds(out) == [0.0, 0.0]
+    assert _frauds(p.process_transactions(recs([orjson.dumps(tx(6))], start=2))) == [1.0]
+
+
+def test_waiting_labels_survive_snapshot_and_restore() -> None:
+    """kill -9 after the labels were consumed (and their offsets committed) loses nothing."""
+    p = StreamProcessor(CountingScorer())
+    labels = [orjson.dumps({"tx_id": f"t{i}", "label": 1, "label_time": T0 + 5}) for i in (0, 1, 4)]
+    p.process_labels(recs(labels, topic="lab"))
+    blob = p.snapshot()
+    resumed = StreamProcessor(CountingScorer())
+    resumed.restore(blob)
+    assert resumed.positions == {"lab/0": 3} and resumed.labels_waiting == 3
+    # The restored processor already holds the labels; reading them again
+    # (positions say they are in the state) must not double them.
+    assert resumed.process_labels(recs(labels, topic="lab")).skipped == 3
+    want, got = _label_race(StreamProcessor(CountingScorer()))
+    fresh = StreamProcessor(CountingScorer())
+    fresh.restore(blob)
+    fresh.process_transactions(recs([orjson.dumps(tx(i)) for i in range(6)], part=1), emit=False)
+    round_b = [orjson.dumps(tx(i)) for i in range(6, 12)]
+    assert _frauds(fresh.process_transactions(recs(round_b, start=6))) == want
+
+
+def test_waiting_labels_are_bounded_oldest_dropped_and_counted() -> None:
+    p = StreamProcessor(CountingScorer(), waiting_labels=2)
+    labels = [orjson.dumps({"tx_id": f"t{i}", "label": 1, "label_time": T0 + 50}) for i in range(3)]
+    p.process_labels(recs(labels, topic="lab"))
+    assert (p.labels_waiting, p.labels_unmatched) == (2, 1)
+    p.process_transactions(recs([orjson.dumps(tx(i)) for i in range(3)]))
+    got = p._take_labels()
+    assert got is not None and got.tx_id.tolist() == ["t1", "t2"]  # t0's label was dropped
+
+
+def test_version_2_snapshots_still_load() -> None:
+    p = StreamProcessor(CountingScorer())
+    p.process_transactions(recs([orjson.dumps(tx(i)) for i in range(3)]))
+    blob = p.snapshot()
+    size = int.from_bytes(blob[:8], "little")
+    head = orjson.loads(blob[8 : 8 + size])
+    assert head["version"] == 3
+    del head["waiting"]
+    old = orjson.dumps({**head, "version": 2})
+    q = StreamProcessor(CountingScorer())
+    q.restore(len(old).to_bytes(8, "little") + old + blob[8 + size :])
+    assert q.positions == p.positions and q.labels_waiting == 0
 
 
 def test_snapshot_of_another_layout_is_refused() -> None:
