@@ -233,7 +233,10 @@ class RulesView:
         feature_index: Mapping[str, int] | None = None,
     ) -> RuleHits:
         """Evaluate the lists and every rule (active, tag and shadow) on one batch."""
-        view = BatchView(tx, X, feature_index or {}, np.asarray(score), self.lists)
+        # float64 whatever the model returns: a float32 score would compare with
+        # `score > 0.7` in float32 in numpy and in float64 in the fused kernel.
+        score = np.asarray(score, dtype=np.float64)
+        view = BatchView(tx, X, feature_index or {}, score, self.lists)
         masks: dict[str, dict[str, np.ndarray]] = {"allow": {}, "deny": {}}
         refs = self._decision_refs
         if refs:

@@ -200,3 +200,16 @@ def test_the_fused_kernel_is_compiled() -> None:
     )
     compiled.hits(BatchView(tx, X, INDEX, score))
     assert _kernels._run_program.signatures  # it ran compiled
+
+
+def test_a_float32_score_is_compared_in_float64() -> None:
+    """A model returning float32 gets the same hits as float64 (numpy would compare in float32)."""
+    tx, X, _ = batch(n=3)
+    score32 = np.array([0.7, 0.8, 0.1], dtype=np.float32)  # float32(0.7) < 0.7 in float64
+    assert (score32 >= 0.7).tolist() == [True, True, False]  # what numpy alone would say
+    rs = RuleSet.from_toml('[[rule]]\nid = "s"\nwhen = "score >= 0.7"\naction = "review"')
+    compiled = rs.compile(FEATURES)
+    hits = RulesView(compiled).evaluate(tx, X, score32, INDEX)
+    assert hits.hits[:, 0].tolist() == [False, True, False]
+    view = BatchView(tx, X, INDEX, score32.astype(np.float64))
+    assert compiled.reference_hits(view)[:, 0].tolist() == [False, True, False]
