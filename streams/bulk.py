@@ -261,7 +261,7 @@ class BulkWorker(RiskWorker):
         asyncio.run(_main())
 
 
-class _Revoke(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Revoke(ConsumerRebalanceListener):
     """Rebalance listener: commit waiting output before partitions move away.
 
     Output committed after the new owner read the group's offsets would be

@@ -272,7 +272,7 @@ class StreamProcessor:
     def _join_waiting(self, ids: list[str]) -> None:
         """Move labels waiting for one of ``ids`` to the next batch's labels."""
         waiting = self._waiting
-        joined = []
+        joined: list[tuple[int, str, int, int, tuple[float, ...]]] = []
         for tx_id in waiting.keys() & ids:  # one C-level set intersection per batch
             row = self._lookup.get(tx_id)
             if row is None:  # remembered and already forgotten (batch > lookup_size)
