@@ -436,8 +436,9 @@ class RiskWorker:
     async def _catch_up(self) -> None:
         """Before deciding anything: every partition up to the group's committed offsets.
 
-        Nothing is assigned yet, so this is one follow pass over all partitions:
-        the restart gap ``[P, C)`` of every partition, also those that stay
+        One follow pass over all partitions, owned ones included (faust may
+        have assigned them already; its agents wait for the policy, read
+        after this): the restart gap ``[P, C)`` of every partition, also those that stay
         quiet after the restart (a labels partition whose labels were
         committed after the last snapshot would otherwise be replayed only
         when its next label arrives, and its labels missed until then).
@@ -446,7 +447,7 @@ class RiskWorker:
         await admin.start()
         await consumer.start()
         try:
-            await self._follow_once(admin, consumer)
+            await self._follow_once(admin, consumer, owned_too=True)
         except Exception:  # noqa: BLE001 - the per-batch gap replay still covers it
             log.warning("catching up to the committed offsets failed", exc_info=True)
         finally:
@@ -485,7 +486,7 @@ class RiskWorker:
         except Exception:  # noqa: BLE001 - consumer not started yet
             return set()
 
-    async def _follow_once(self, admin: Any, consumer: Any) -> None:
+    async def _follow_once(self, admin: Any, consumer: Any, owned_too: bool = False) -> None:
         from aiokafka import TopicPartition
 
         committed = await admin.list_consumer_group_offsets(self.group_id)
@@ -495,7 +496,7 @@ class RiskWorker:
                 if tp.topic != topic or meta.offset < 0:
                     continue
                 async with self._lock:
-                    if (tp.topic, tp.partition) in self._owned():
+                    if not owned_too and (tp.topic, tp.partition) in self._owned():
                         continue
                     key = f"{tp.topic}/{tp.partition}"
                     pos = self.processor.positions.get(key)
