@@ -19,11 +19,10 @@ import numpy as np
 from numba import njit
 
 from riskflow.errors import ArtifactError
+from riskflow.models._tree_rules import go_left
 
 __all__ = ["Forest"]
 
-# LightGBM's kZeroThreshold (1e-35f) widened to double, as its C++ compares it.
-_ZERO = 1.0000000180025095e-35
 _CATEGORICAL = 1
 _DEFAULT_LEFT = 2
 #: Rows walked through every tree together: 256 rows of ~100 float32 features
@@ -47,6 +46,12 @@ class Forest:
     cat_words: np.ndarray  # uint32 bitsets, concatenated
     leaf_value: np.ndarray  # float64 per leaf
     num_features: int
+    # TreeSHAP (reason codes): training rows through each node / leaf, each
+    # tree's expected value, the deepest leaf. None when the text has no counts.
+    node_count: np.ndarray | None = None  # float64 per node
+    leaf_count: np.ndarray | None = None  # float64 per leaf
+    expected: np.ndarray | None = None  # float64 per tree
+    max_depth: int = 0
 
     @classmethod
     def from_model_string(cls, text: str) -> Forest:
@@ -66,6 +71,11 @@ class Forest:
                 raise ArtifactError("Compiled tree inference does not support linear trees.")
             trees.append(kv)
         feats, thrs, decs, lefts, rights, cstarts, clens, leaves = [], [], [], [], [], [], [], []
+        node_counts: list[np.ndarray] = []
+        leaf_counts: list[np.ndarray] = []
+        expected: list[float] = []
+        has_counts = all("leaf_count" in kv or int(kv["num_leaves"]) == 1 for kv in trees)
+        max_depth = 0
         words: list[np.ndarray] = []
         n_words = 0
         node_off, leaf_off = [0], [0]
@@ -77,6 +87,22 @@ class Forest:
                     "LightGBM model text is inconsistent: leaf_value count differs."
                 )
             leaves.append(leaf)
+            if has_counts and num_leaves > 1:
+                lcount = _floats(kv["leaf_count"])
+                ncount = _floats(kv["internal_count"])
+                leaf_counts.append(lcount)
+                node_counts.append(ncount)
+                # LightGBM's Tree::ExpectedValue, in its order.
+                e = 0.0
+                for c, v in zip(lcount.tolist(), leaf.tolist(), strict=True):
+                    e += (c / ncount[0]) * v
+                expected.append(e)
+                max_depth = max(
+                    max_depth, _depth(_ints(kv["left_child"]), _ints(kv["right_child"]))
+                )
+            elif has_counts:
+                leaf_counts.append(np.zeros(1))
+                expected.append(float(leaf[0]))
             if num_leaves > 1:
                 dec = _ints(kv["decision_type"]).astype(np.int8)
                 thr = _floats(kv["threshold"])
@@ -119,6 +145,10 @@ class Forest:
             cat_words=cat(words, np.uint32),
             leaf_value=cat(leaves, np.float64),
             num_features=num_features,
+            node_count=cat(node_counts, np.float64) if has_counts else None,
+            leaf_count=cat(leaf_counts, np.float64) if has_counts else None,
+            expected=np.asarray(expected, np.float64) if has_counts else None,
+            max_depth=max_depth,
         )
 
     @property
@@ -149,6 +179,64 @@ class Forest:
             out,
         )
         return out
+
+    @property
+    def explains(self) -> bool:
+        """Whether :meth:`contributions` can run (the text model carried node counts)."""
+        return self.node_count is not None
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """TreeSHAP values in log-odds, float64 (n, F + 1); the last column is the bias.
+
+        Equal to LightGBM's ``predict(pred_contrib=True)`` to rounding; rows sum
+        to :meth:`predict_raw`. Each row is explained alone (batch-independent).
+        """
+        from riskflow.models._treeshap import _shap_forest
+
+        if self.node_count is None or self.leaf_count is None or self.expected is None:
+            raise ArtifactError(
+                "This LightGBM model text has no node counts, so the compiled runtime cannot "
+                "explain it; use LightGBM's pred_contrib (LightGBMMember.contributions)."
+            )
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.num_features:
+            raise ValueError(
+                f"X must have {self.num_features} feature columns. Got shape {X.shape} instead."
+            )
+        out = np.empty((X.shape[0], self.num_features + 1), np.float64)
+        _shap_forest(
+            X,
+            self.node_offset,
+            self.leaf_offset,
+            self.feature,
+            self.threshold,
+            self.decision,
+            self.left,
+            self.right,
+            self.cat_start,
+            self.cat_len,
+            self.cat_words,
+            self.leaf_value,
+            self.node_count,
+            self.leaf_count,
+            self.expected,
+            self.max_depth,
+            out,
+        )
+        return out
+
+
+def _depth(left: np.ndarray, right: np.ndarray) -> int:
+    """Depth of a tree's deepest leaf (root = 0)."""
+    deepest, stack = 0, [(0, 0)]
+    while stack:
+        node, d = stack.pop()
+        for child in (int(left[node]), int(right[node])):
+            if child >= 0:
+                stack.append((child, d + 1))
+            else:
+                deepest = max(deepest, d + 1)
+    return deepest
 
 
 def _pairs(lines: list[str]) -> dict[str, str]:
@@ -241,27 +329,8 @@ def _predict_block(
             node = 0
             while node >= 0:
                 j = base + node
-                f = np.float64(X[i, feature[j]])
-                d = decision[j]
-                go_left = False
-                if d & 1:
-                    # Categorical: LightGBM casts to int; NaN, negatives and
-                    # out-of-int-range values go right.
-                    if not np.isnan(f) and -2147483648.0 < f < 2147483648.0:
-                        iv = np.int64(f)
-                        if iv >= 0:
-                            w = iv >> 5
-                            if w < cat_len[j]:
-                                go_left = (
-                                    (cat_words[cat_start[j] + w] >> np.uint32(iv & 31)) & 1
-                                ) == 1
+                if go_left(X[i, feature[j]], j, threshold, decision, cat_start, cat_len, cat_words):
+                    node = left[j]
                 else:
-                    missing = (d >> 2) & 3
-                    if np.isnan(f) and missing != 2:
-                        f = 0.0
-                    if (missing == 1 and -_ZERO <= f <= _ZERO) or (missing == 2 and np.isnan(f)):
-                        go_left = (d & 2) != 0
-                    else:
-                        go_left = f <= threshold[j]
-                node = left[j] if go_left else right[j]
+                    node = right[j]
             out[i] += leaf_value[leaf_offset[t] + (~node)]

@@ -62,4 +62,6 @@ def models(
     for name, row in result["results"].items():
         click.echo(f"{name:<18}" + "".join(f"{row[s]:>16,.0f}" for s in sizes))
     for name, row in result["ratios"].items():
-        click.echo(f"{name}: " + ", ".join(f"batch {s}: x{row[s]}" for s in sizes))
+        click.echo(f"{name}: " + ", ".join(f"batch {s}: x{v}" for s, v in row.items()))
+    for runtime, rate in result.get("explain_rows_per_s", {}).items():
+        click.echo(f"reason codes, {runtime} TreeSHAP: {rate:,.0f} rows/s")

@@ -1,0 +1,212 @@
+"""Path-dependent TreeSHAP over a :class:`~riskflow.models._trees.Forest`: reason codes.
+
+The same algorithm as LightGBM's ``predict(pred_contrib=True)`` (Lundberg et
+al., "Consistent individualized feature attribution for tree ensembles",
+Algorithm 2, as ``LightGBM::Tree::TreeSHAP`` implements it): the recursion,
+the path extend / unwind arithmetic in the same order, the training counts as
+covers (``internal_count`` / ``leaf_count`` of the text model) and LightGBM's
+own decision rules (shared with the prediction kernel), so the values equal
+``pred_contrib``'s to rounding (``tests/unit/models/test_models_treeshap.py``).
+
+Why not ``pred_contrib`` itself: every call pays for LightGBM's predictor
+set-up, which at the stream's few flagged rows per batch cost far more than
+the SHAP arithmetic (see ``riskflow bench models``: ``reasons_*``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from riskflow.models._tree_rules import go_left
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _extend(pf, pz, po, pw, base, depth, zero, one, feat, up, down):  # pragma: no cover
+    p = base + depth
+    pf[p] = feat
+    pz[p] = zero
+    po[p] = one
+    pw[p] = 1.0 if depth == 0 else 0.0
+    for i in range(depth - 1, -1, -1):
+        pw[base + i + 1] += one * pw[base + i] * up[depth, i]
+        pw[base + i] = zero * pw[base + i] * down[depth, i]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _unwind(pf, pz, po, pw, base, depth, index, down, inv_up, inv_down):  # pragma: no cover
+    # One fractions are products of 0s and 1s in path-dependent TreeSHAP: 1 or 0.
+    one = po[base + index]
+    zero = pz[base + index]
+    next_one = pw[base + depth]
+    for i in range(depth - 1, -1, -1):
+        if one != 0.0:
+            tmp = pw[base + i]
+            pw[base + i] = next_one * inv_up[depth, i]
+            next_one = tmp - pw[base + i] * zero * down[depth, i]
+        else:
+            pw[base + i] = pw[base + i] * inv_down[depth, i] / zero
+    for i in range(index, depth):
+        pf[base + i] = pf[base + i + 1]
+        pz[base + i] = pz[base + i + 1]
+        po[base + i] = po[base + i + 1]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _hot_sum(pw, base, depth, zero, inv_up, ratio):  # pragma: no cover - compiled
+    """LightGBM's UnwoundPathSum for an element the row follows (one fraction 1).
+
+    Its loop carries ``next_one`` through a product of three factors and a
+    subtraction; here the factors not depending on it are multiplied first
+    (``ratio`` = (d-i)/(i+1)), which halves the chain each step waits on.
+    """
+    next_one = pw[base + depth]
+    total = 0.0
+    for i in range(depth - 1, -1, -1):
+        total += next_one * inv_up[depth, i]
+        next_one = pw[base + i] - next_one * (zero * ratio[depth, i])
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _shap_forest(
+    X,
+    node_offset,
+    leaf_offset,
+    feature,
+    threshold,
+    decision,
+    left,
+    right,
+    cat_start,
+    cat_len,
+    cat_words,
+    leaf_value,
+    node_count,
+    leaf_count,
+    expected,
+    max_depth,
+    out,
+):  # pragma: no cover - compiled; compared with LightGBM's pred_contrib
+    """``out[i, :F]`` = SHAP values of row ``i``, ``out[i, F]`` = expected value.
+
+    LightGBM's recursion run on an explicit stack: a frame is (node, depth,
+    parent path offset, incoming zero / one fraction, feature). The hot child
+    is popped before the cold one, so leaves add to ``phi`` in LightGBM's
+    order. Each level's path lives right after its parent's (the recursion's
+    own layout), so a pending cold frame still finds its parent path intact.
+    """
+    n_feat = out.shape[1] - 1
+    size = (max_depth + 2) * (max_depth + 3) // 2
+    pf = np.full(size, -1, np.int64)
+    pz = np.zeros(size)
+    po = np.zeros(size)
+    pw = np.zeros(size)
+    frames = 2 * (max_depth + 3)
+    s_node = np.empty(frames, np.int64)
+    s_depth = np.empty(frames, np.int64)
+    s_base = np.empty(frames, np.int64)
+    s_feat = np.empty(frames, np.int64)
+    s_zero = np.empty(frames)
+    s_one = np.empty(frames)
+    # The path weights' integer ratios, once: (i+1)/(d+1), (d-i)/(d+1), inverses, (d-i)/(i+1).
+    up = np.zeros((max_depth + 3, max_depth + 3))
+    down = np.zeros((max_depth + 3, max_depth + 3))
+    inv_up = np.zeros((max_depth + 3, max_depth + 3))
+    inv_down = np.zeros((max_depth + 3, max_depth + 3))
+    ratio = np.zeros((max_depth + 3, max_depth + 3))
+    for d in range(max_depth + 3):
+        for i in range(d):
+            up[d, i] = (i + 1) / (d + 1.0)
+            down[d, i] = (d - i) / (d + 1.0)
+            inv_up[d, i] = (d + 1.0) / (i + 1)
+            inv_down[d, i] = (d + 1.0) / (d - i)
+            ratio[d, i] = (d - i) / (i + 1.0)
+    bias = 0.0
+    for t in range(node_offset.size - 1):
+        bias += expected[t]
+    for i in range(X.shape[0]):
+        phi = out[i]
+        for c in range(n_feat):
+            phi[c] = 0.0
+        for t in range(node_offset.size - 1):
+            nb = node_offset[t]
+            lb = leaf_offset[t]
+            if node_offset[t + 1] == nb:  # a single leaf explains nothing
+                continue
+            s_node[0] = 0
+            s_depth[0] = 0
+            s_base[0] = 0
+            s_zero[0] = 1.0
+            s_one[0] = 1.0
+            s_feat[0] = -1
+            top = 1
+            while top > 0:
+                top -= 1
+                node = s_node[top]
+                depth = s_depth[top]
+                parent_base = s_base[top]
+                base = parent_base + depth
+                for q in range(depth):
+                    pf[base + q] = pf[parent_base + q]
+                    pz[base + q] = pz[parent_base + q]
+                    po[base + q] = po[parent_base + q]
+                    pw[base + q] = pw[parent_base + q]
+                _extend(pf, pz, po, pw, base, depth, s_zero[top], s_one[top], s_feat[top], up, down)
+                if node < 0:
+                    v = leaf_value[lb + ~node]
+                    # Elements the row does not follow (one fraction 0) share
+                    # one sum, divided by each one's zero fraction: O(depth)
+                    # for all of them instead of O(depth) each.
+                    cold_sum = -1.0
+                    for q in range(1, depth + 1):
+                        z = pz[base + q]
+                        if po[base + q] != 0.0:
+                            w = _hot_sum(pw, base, depth, z, inv_up, ratio)
+                            phi[pf[base + q]] += w * (1.0 - z) * v
+                        elif z != 0.0:
+                            if cold_sum < 0.0:
+                                cold_sum = 0.0
+                                for r in range(depth - 1, -1, -1):
+                                    cold_sum += pw[base + r] * inv_down[depth, r]
+                            phi[pf[base + q]] -= cold_sum * v
+                    continue
+                j = nb + node
+                f = feature[j]
+                if go_left(X[i, f], j, threshold, decision, cat_start, cat_len, cat_words):
+                    hot = left[j]
+                    cold = right[j]
+                else:
+                    hot = right[j]
+                    cold = left[j]
+                w = node_count[j]
+                hot_zero = (node_count[nb + hot] if hot >= 0 else leaf_count[lb + ~hot]) / w
+                cold_zero = (node_count[nb + cold] if cold >= 0 else leaf_count[lb + ~cold]) / w
+                zero = 1.0
+                one = 1.0
+                # A feature already on the path: undo that split so this node redoes it.
+                k = 0
+                while k <= depth:
+                    if pf[base + k] == f:
+                        break
+                    k += 1
+                if k != depth + 1:
+                    zero = pz[base + k]
+                    one = po[base + k]
+                    _unwind(pf, pz, po, pw, base, depth, k, down, inv_up, inv_down)
+                    depth -= 1
+                # Cold first on the stack: the hot subtree is explained first.
+                s_node[top] = cold
+                s_depth[top] = depth + 1
+                s_base[top] = base
+                s_zero[top] = cold_zero * zero
+                s_one[top] = 0.0
+                s_feat[top] = f
+                s_node[top + 1] = hot
+                s_depth[top + 1] = depth + 1
+                s_base[top + 1] = base
+                s_zero[top + 1] = hot_zero * zero
+                s_one[top + 1] = one
+                s_feat[top + 1] = f
+                top += 2
+        phi[n_feat] = bias
