@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from models_testkit import data, fitted, split
+
 from riskflow.models._mlp import MLPMember
 
 
@@ -34,6 +35,19 @@ def test_fused_blas_and_torch_agree() -> None:
     for n in (1, 7, 8, 9, 100):
         np.testing.assert_allclose(m.decision_function(X[:n]), torch_out[:n], atol=1e-4)
     assert np.isfinite(torch_out).all()
+
+
+def test_serving_scores_are_bit_identical_whatever_the_batch() -> None:
+    # Stream micro-batches and replay chunks must give a transaction the same
+    # score to the last bit: a row alone, in a batch of 64 or 1024, anywhere.
+    m = _member()
+    d = data()
+    X = _nasty(np.concatenate([d.X, d.X])[:1024])
+    full = m.decision_function(X).view(np.int64)
+    for lo, hi in ((0, 1), (1023, 1024), (500, 501), (0, 64), (37, 101), (960, 1024)):
+        np.testing.assert_array_equal(m.decision_function(X[lo:hi]).view(np.int64), full[lo:hi])
+    shuffled = np.random.default_rng(0).permutation(1024)
+    np.testing.assert_array_equal(m.decision_function(X[shuffled]).view(np.int64), full[shuffled])
 
 
 def test_unseen_and_absent_categories_share_the_unknown_embedding() -> None:
