@@ -110,10 +110,10 @@ class ExperimentConfig:
     interval_ms: int = HOUR_MS
     cost_model: CostModel = field(default_factory=lambda: CostModel(review_capacity_per_hour=25.0))
     model_path: str | None = None  # trained ensemble; None -> synthetic calibrated scores
-    n_train_streams: int = 20
+    n_train_streams: int = 40
     n_select_streams: int = 5
     algos: tuple[str, ...] = ("ppo", "sac")
-    timesteps: dict[str, int] = field(default_factory=lambda: {"ppo": 60_000, "sac": 20_000})
+    timesteps: dict[str, int] = field(default_factory=lambda: {"ppo": 150_000, "sac": 20_000})
     seed: int = 0
     #: Streams per evaluation scenario (different seeds), costs summed: fraud
     #: amounts are so heavy-tailed (the ten largest frauds carry 20-50% of the

@@ -87,9 +87,9 @@ def policy() -> None:
 @click.option("--out", type=click.Path(file_okay=False),
               help="Artifact directory (default: config policy.path, else artifacts/policy).")
 @click.option("--algos", default="ppo,sac", show_default=True, help="Algorithms to compare.")
-@click.option("--ppo-steps", default=60_000, show_default=True, type=click.IntRange(256))
+@click.option("--ppo-steps", default=150_000, show_default=True, type=click.IntRange(256))
 @click.option("--sac-steps", default=20_000, show_default=True, type=click.IntRange(256))
-@click.option("--train-streams", default=20, show_default=True, type=click.IntRange(1),
+@click.option("--train-streams", default=40, show_default=True, type=click.IntRange(1),
               help="Simulated training streams, each with a random drift (domain randomisation).")
 @click.option("--base", type=click.Choice(["controller", "static"]), default="controller", show_default=True,
               help="What the agent's action offsets: the review-capacity controller (a residual agent) "
