@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from riskflow.models._artifact import MANIFEST, load_model, read_manifest
 from riskflow.models._ensemble import Ensemble
 
@@ -48,8 +49,14 @@ def pin_threads(num_threads: int) -> None:
 
 
 def _warm_up(model: Ensemble) -> None:
-    """Score one blank row so JIT compilation and lazy set-up never delay a real batch."""
-    model.score(np.zeros((1, model.n_features_in_), dtype=np.float32))
+    """Score and explain one blank row, so JIT compilation never delays a real batch.
+
+    The TreeSHAP kernel's first call would otherwise land on the first flagged transaction.
+    """
+    blank = np.zeros((1, model.n_features_in_), dtype=np.float32)
+    model.score(blank)
+    if "lightgbm" in model.members_:
+        model.reason_codes(blank, [0])
 
 
 @dataclass(frozen=True)
