@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from riskflow.errors import ArtifactError
-from riskflow.models._tree_rules import go_left
+from riskflow.models._tree_rules import _ZERO as _ZERO_T  # one constant for both rules
 
 __all__ = ["Forest"]
 
@@ -327,10 +327,34 @@ def _predict_block(
             continue
         for i in range(lo, hi):
             node = 0
+            # The split rule written out here, not called as _tree_rules.go_left
+            # (which TreeSHAP uses): through the inlined call this loop ran 7x
+            # slower (130 against 18 us per row, standard model, 2026-11-29).
             while node >= 0:
                 j = base + node
-                if go_left(X[i, feature[j]], j, threshold, decision, cat_start, cat_len, cat_words):
-                    node = left[j]
+                f = np.float64(X[i, feature[j]])
+                d = decision[j]
+                go_left = False
+                if d & 1:
+                    # Categorical: LightGBM casts to int; NaN, negatives and
+                    # out-of-int-range values go right.
+                    if not np.isnan(f) and -2147483648.0 < f < 2147483648.0:
+                        iv = np.int64(f)
+                        if iv >= 0:
+                            w = iv >> 5
+                            if w < cat_len[j]:
+                                go_left = (
+                                    (cat_words[cat_start[j] + w] >> np.uint32(iv & 31)) & 1
+                                ) == 1
                 else:
-                    node = right[j]
+                    missing = (d >> 2) & 3
+                    if np.isnan(f) and missing != 2:
+                        f = 0.0
+                    if (missing == 1 and -_ZERO_T <= f <= _ZERO_T) or (
+                        missing == 2 and np.isnan(f)
+                    ):
+                        go_left = (d & 2) != 0
+                    else:
+                        go_left = f <= threshold[j]
+                node = left[j] if go_left else right[j]
             out[i] += leaf_value[leaf_offset[t] + (~node)]
