@@ -229,7 +229,11 @@ class RiskWorker:
         consumer = self._policy_consumer_obj
         try:
             while not self._stopping():
-                self._apply_policy(await consumer.getmany(timeout_ms=500))
+                got = await consumer.getmany(timeout_ms=500)
+                if got:
+                    # Between batches: the bulk engine scores in a thread.
+                    async with self._lock:
+                        self._apply_policy(got)
         finally:
             await consumer.stop()
             self._policy_consumer_obj = None
