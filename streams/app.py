@@ -229,11 +229,7 @@ class RiskWorker:
         consumer = self._policy_consumer_obj
         try:
             while not self._stopping():
-                got = await consumer.getmany(timeout_ms=500)
-                if got:
-                    # Between batches: the bulk engine scores in a thread.
-                    async with self._lock:
-                        self._apply_policy(got)
+                self._apply_policy(await consumer.getmany(timeout_ms=500))
         finally:
             await consumer.stop()
             self._policy_consumer_obj = None

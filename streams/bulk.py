@@ -190,9 +190,7 @@ class BulkWorker(RiskWorker):
                 self.metrics.dead_letters.labels(labels_topic).inc(len(out.dead_letters))
             if tx_recs:
                 await self._replay_gaps(tx_recs)
-                # In a thread, so the output in flight (acks, transaction round
-                # trips) progresses on the loop while this batch is scored.
-                out = await asyncio.to_thread(self.processor.process_transactions, tx_recs)
+                out = self.processor.process_transactions(tx_recs)
                 await self._emit_retrying(
                     out,
                     tx_recs,
