@@ -126,7 +126,9 @@ class BulkWorker(RiskWorker):
             consumer.subscribe([t.transactions.name, t.labels.name], listener=_Revoke(self))
             try:
                 while not self._stopping():
-                    batches = await self._next_batch(consumer)
+                    batches = await consumer.getmany(
+                        timeout_ms=s.max_wait_ms, max_records=s.max_batch_size
+                    )
                     if batches:
                         await self._handle(batches)
             finally:
@@ -145,30 +147,6 @@ class BulkWorker(RiskWorker):
             if self._producer is not None:
                 await self._producer.stop()
             await runner.cleanup()
-
-    async def _next_batch(self, consumer: Any) -> dict[Any, list[Any]]:
-        """The next micro-batch; small ones wait for the output in flight.
-
-        Scoring while output is in flight pays only with a backlog: a small
-        batch's decisions could not go out before the group in flight is done
-        anyway, and many small batches cost more CPU per record (fixed costs
-        per batch) on a box the broker shares. So with output in flight the
-        worker takes at once only what is buffered if it is at least half a
-        batch; otherwise it waits for the output and takes what gathered.
-        """
-        s = self.config.stream
-        committer = self._committer
-        if committer is None or committer.done():
-            return await consumer.getmany(timeout_ms=s.max_wait_ms, max_records=s.max_batch_size)
-        got = await consumer.getmany(timeout_ms=0, max_records=s.max_batch_size)
-        n = sum(map(len, got.values()))
-        if n >= s.max_batch_size // 2:
-            return got
-        await asyncio.wait({committer})
-        more = await consumer.getmany(timeout_ms=0, max_records=s.max_batch_size - n)
-        for tp, records in more.items():
-            got.setdefault(tp, []).extend(records)
-        return got
 
     async def _handle(self, batches: dict[Any, list[Any]]) -> None:
         t_consumed = time.time()
