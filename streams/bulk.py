@@ -8,21 +8,21 @@ transactions, snapshots, gap replay, replica of other partitions, policy
 follower, metrics and health) and replaces only the faust app: one aiokafka
 group consumer whose ``getmany(max_records=max_batch_size,
 timeout_ms=max_wait_ms)`` *is* the micro-batch, and an aiohttp server for
-``/metrics`` and ``/health``.
+``/metrics`` and ``/health``. Offsets are committed after each batch's output
+is acknowledged (at-least-once) or inside a transaction (exactly-once).
 
-Output goes out in the background, batches merged: while one group of
-output is in flight (exactly-once: one transaction, begin, produce,
-offsets, commit, four or more broker round trips, ~25-40 ms on the loaded
-2-core box whatever its size; at-least-once: produce, acks, then the
-offset commit), the next batches are scored and their output waits; when
-it is done, everything that waited goes out as the next group. So the
-worker never idles on the broker, groups grow with the load (one batch
-each when idle), and a decision waits at most for the group in flight plus
-its own. The guarantees hold as before: offsets are committed with (or
-after) the output of their batches, and a snapshot is captured only when
-nothing processed is still waiting (a due checkpoint first waits for it);
-shutdown and partition revocation flush first. The faust engine produces
-each batch before the agent returns (faust acknowledges it then).
+Exactly-once transactions span micro-batches and commit in the background:
+while one transaction (begin, produce, offsets, commit: four or more broker
+round trips, ~25-40 ms on the loaded 2-core box whatever its size) is in
+flight, the next batches are scored and their output waits; when it commits,
+everything that waited goes out in the next transaction. So the worker never
+idles on a commit, transactions grow with the load (one per batch when
+idle), and a decision waits at most for the transaction in flight plus its
+own. Exactly-once holds as before: a batch's decisions and its input offsets
+are in the same transaction, and a snapshot is taken only when nothing
+processed is uncommitted (a due checkpoint first waits for the commits).
+The faust engine keeps one transaction per batch (faust acknowledges a batch
+when the agent returns, so its output must be out by then).
 
 ``riskflow worker --engine bulk`` runs it.
 """
@@ -133,7 +133,7 @@ class BulkWorker(RiskWorker):
                         await self._handle(batches)
             finally:
                 async with self._lock:
-                    await self._flush_output()
+                    await self._flush_transactions()
                     if self.processor.positions and not self._unemitted:
                         await self._maybe_checkpoint(force=True)
                 await consumer.stop()
@@ -174,26 +174,34 @@ class BulkWorker(RiskWorker):
                     tx_recs,
                     after=lambda out=out, recs=tx_recs: self._observe(out, recs, t_consumed),
                 )
+            if not self.exactly_once:
+                from aiokafka.errors import CommitFailedError, IllegalStateError
+
+                try:
+                    await self._consumer.commit(_next_offsets(batches))
+                except (CommitFailedError, IllegalStateError) as exc:
+                    # Partitions moved meanwhile: their new owner decides these
+                    # records again (at-least-once: same keys, same content).
+                    log.warning("offset commit after a rebalance failed: %s", exc)
             await self._maybe_checkpoint()
 
-    # -- output produced (and committed) in the background, batches merged --
+    # -- exactly-once: transactions across batches, committed in the background --
 
     async def _emit_retrying(
         self, out: Output, records: list[InRecord] | Any, after: Any = None
     ) -> None:
+        if not self.exactly_once:
+            await super()._emit_retrying(out, records, after)
+            return
         self._waiting_out.append((out, list(records), after))
         self._unemitted = True
         if self._committer is None or self._committer.done():
             self._committer = asyncio.ensure_future(self._commit_waiting())
         elif len(self._waiting_out) >= _MAX_WAITING_BATCHES:
-            await self._flush_output()
+            await self._flush_transactions()
 
     async def _commit_waiting(self) -> None:
-        """Produce and commit what waits, one group at a time, until nothing waits.
-
-        Exactly-once: one transaction (output and input offsets) per group.
-        At-least-once: the group's output, acknowledged, then its offsets.
-        """
+        """Commit what waits, one transaction at a time, until nothing waits."""
         while self._waiting_out:
             group, self._waiting_out = self._waiting_out, []
             merged = Output()
@@ -203,39 +211,22 @@ class BulkWorker(RiskWorker):
                 merged.dead_letters.extend(out.dead_letters)
                 records.extend(recs)
             await self._emit_with_retries(merged, records)  # retried, never dropped
-            if not self.exactly_once:
-                await self._commit_offsets(records)
             self._unemitted = bool(self._waiting_out)
             for _, _, after in group:
                 if after is not None:
                     after()
 
-    async def _commit_offsets(self, records: list[InRecord]) -> None:
-        from aiokafka import TopicPartition
-        from aiokafka.errors import CommitFailedError, IllegalStateError
-
-        offsets: dict[Any, int] = {}
-        for r in records:
-            tp = TopicPartition(r.topic, r.partition)
-            offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
-        try:
-            await self._consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as exc:
-            # Partitions moved meanwhile: their new owner decides these
-            # records again (at-least-once: same keys, same content).
-            log.warning("offset commit after a rebalance failed: %s", exc)
-
-    async def _flush_output(self) -> None:
-        """Return once every processed batch's output is produced and committed."""
+    async def _flush_transactions(self) -> None:
+        """Return once every processed batch's output is committed."""
         while self._waiting_out or (self._committer is not None and not self._committer.done()):
             if self._committer is None or self._committer.done():
                 self._committer = asyncio.ensure_future(self._commit_waiting())
             await asyncio.shield(self._committer)
 
     async def _maybe_checkpoint(self, force: bool = False) -> None:
-        # A snapshot must not hold state whose output is not out: a due
-        # checkpoint first waits for it (every 30 s by default).
-        if self._unemitted:
+        # A snapshot must not hold state whose output is uncommitted: a due
+        # checkpoint first waits for the transactions (every 30 s by default).
+        if self.exactly_once and self._unemitted:
             writing = self._writing
             due = force or (
                 time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s
@@ -243,7 +234,7 @@ class BulkWorker(RiskWorker):
             )
             if not due:
                 return
-            await self._flush_output()
+            await self._flush_transactions()
         await super()._maybe_checkpoint(force)
 
     def stop(self) -> None:
@@ -273,7 +264,12 @@ class _Revoke(ConsumerRebalanceListener):
         self.worker = worker
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        await self.worker._flush_output()
+        if self.worker.exactly_once:
+            await self.worker._flush_transactions()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         return None
+
+
+def _next_offsets(batches: dict[Any, list[Any]]) -> dict[Any, int]:
+    return {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
