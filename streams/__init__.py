@@ -73,12 +73,10 @@ none per batch.
 written in one Kafka transaction (``send_offsets_to_transaction``) by a
 producer whose ``transactional.id`` is ``<app_id>-<instance-id>``, so a
 restarted instance fences its predecessor and aborts its open transaction; a
-``read_committed`` reader sees each ``tx_id`` exactly once. Cost: a
-transaction is four or more broker round trips (~25-40 ms on the loaded
-2-core box); the bulk engine commits in the background while it scores the
-next batches, one transaction covering whatever waited (see
-:mod:`.bulk`), the faust engine one per batch; readers must use
-``read_committed`` (they see decisions only at commit). faust's own exactly-once mode is not used: it picks the
+``read_committed`` reader sees each ``tx_id`` exactly once. Cost: one
+transaction commit per batch (a few ms: larger ``max_wait_ms`` / batches
+amortise it) and readers must use ``read_committed`` (they see decisions
+only at commit). faust's own exactly-once mode is not used: it picks the
 transactional id by the *output* partition, which only fits co-partitioned
 outputs. Limit: fencing is per instance id; give each worker a distinct,
 stable ``--instance-id``.
@@ -140,10 +138,12 @@ holds something unusual, and names each bad record's error), entity keys are
 remembered per id (:class:`._batch.KeyCache`), output partitions come from
 one compiled murmur2 pass (:mod:`._partition`), metrics are observed per
 batch, and BLAS / torch are pinned to ``model.num_threads`` threads (one by
-default). Exactly-once (bulk engine) never waits for a commit before
-scoring the next batch: batches processed while a transaction is in flight
-go out together in the next one, so transactions grow with the load without
-a fixed interval added to latency. A checkpoint captures the state on the event loop
+default). Exactly-once commits one transaction per batch: batching
+transactions over an interval would cut commits but hold every decision
+invisible to ``read_committed`` readers until the commit, adding the interval
+to latency; per batch, the commit is amortised by the batch itself, which
+grows with the backlog (``getmany`` returns what is buffered, up to
+``max_batch_size``). A checkpoint captures the state on the event loop
 (array copies into the previous capture's buffers, about 0.2 s for the
 ~185 MB of a default feature engine on the loaded 2-core box) and
 serialises, writes and fsyncs it in a thread (about 1 s), one at a time; the

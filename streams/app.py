@@ -302,15 +302,8 @@ class RiskWorker:
                 ev.message.acked = True
             raise
 
-    async def _emit_retrying(
-        self, out: Output, records: Sequence[InRecord], after: Any = None
-    ) -> None:
-        """Produce ``out``, then call ``after()``; broker errors are retried with backoff."""
-        await self._emit_with_retries(out, records)
-        if after is not None:
-            after()
-
-    async def _emit_with_retries(self, out: Output, records: Sequence[InRecord]) -> None:
+    async def _emit_retrying(self, out: Output, records: Sequence[InRecord]) -> None:
+        """Produce ``out``; broker errors are retried with backoff, never skipped."""
         delay = 0.1
         self._unemitted = True
         while True:

@@ -9,20 +9,7 @@ follower, metrics and health) and replaces only the faust app: one aiokafka
 group consumer whose ``getmany(max_records=max_batch_size,
 timeout_ms=max_wait_ms)`` *is* the micro-batch, and an aiohttp server for
 ``/metrics`` and ``/health``. Offsets are committed after each batch's output
-is acknowledged (at-least-once) or inside a transaction (exactly-once).
-
-Exactly-once transactions span micro-batches and commit in the background:
-while one transaction (begin, produce, offsets, commit: four or more broker
-round trips, ~25-40 ms on the loaded 2-core box whatever its size) is in
-flight, the next batches are scored and their output waits; when it commits,
-everything that waited goes out in the next transaction. So the worker never
-idles on a commit, transactions grow with the load (one per batch when
-idle), and a decision waits at most for the transaction in flight plus its
-own. Exactly-once holds as before: a batch's decisions and its input offsets
-are in the same transaction, and a snapshot is taken only when nothing
-processed is uncommitted (a due checkpoint first waits for the commits).
-The faust engine keeps one transaction per batch (faust acknowledges a batch
-when the agent returns, so its output must be out by then).
+is acknowledged (at-least-once) or inside its transaction (exactly-once).
 
 ``riskflow worker --engine bulk`` runs it.
 """
@@ -36,19 +23,13 @@ import signal
 import time
 from typing import Any
 
-from aiokafka.abc import ConsumerRebalanceListener
-
 from riskflow.kafka import aiokafka_kwargs
 from riskflow.streams.app import LAG_INTERVAL_S, RiskWorker
-from riskflow.streams.processor import InRecord, Output
+from riskflow.streams.processor import InRecord
 
 __all__ = ["BulkWorker"]
 
 log = logging.getLogger(__name__)
-
-#: Batches of output that may wait for the transaction in flight before the
-#: worker stops consuming to let it catch up (bounds memory and latency).
-_MAX_WAITING_BATCHES = 8
 
 
 class BulkWorker(RiskWorker):
@@ -59,10 +40,6 @@ class BulkWorker(RiskWorker):
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._consumer: Any = None
-        #: Exactly-once: output of processed batches not yet in a transaction,
-        #: with what to call once it is committed.
-        self._waiting_out: list[tuple[Output, list[InRecord], Any]] = []
-        self._committer: asyncio.Task[None] | None = None
 
     def _spawn(self, coro: Any) -> None:
         self._tasks.append(asyncio.ensure_future(coro))
@@ -111,6 +88,8 @@ class BulkWorker(RiskWorker):
             await self._startup()
             self._spawn(self._lag_loop())
             self._consumer = consumer = AIOKafkaConsumer(
+                t.transactions.name,
+                t.labels.name,
                 **aiokafka_kwargs(self.config.kafka),
                 group_id=self.group_id,
                 enable_auto_commit=False,
@@ -123,7 +102,6 @@ class BulkWorker(RiskWorker):
                 fetch_max_wait_ms=max(s.max_wait_ms, 1),
             )
             await consumer.start()
-            consumer.subscribe([t.transactions.name, t.labels.name], listener=_Revoke(self))
             try:
                 while not self._stopping():
                     batches = await consumer.getmany(
@@ -133,7 +111,6 @@ class BulkWorker(RiskWorker):
                         await self._handle(batches)
             finally:
                 async with self._lock:
-                    await self._flush_transactions()
                     if self.processor.positions and not self._unemitted:
                         await self._maybe_checkpoint(force=True)
                 await consumer.stop()
@@ -169,11 +146,8 @@ class BulkWorker(RiskWorker):
             if tx_recs:
                 await self._replay_gaps(tx_recs)
                 out = self.processor.process_transactions(tx_recs)
-                await self._emit_retrying(
-                    out,
-                    tx_recs,
-                    after=lambda out=out, recs=tx_recs: self._observe(out, recs, t_consumed),
-                )
+                await self._emit_retrying(out, tx_recs)
+                self._observe(out, tx_recs, t_consumed)
             if not self.exactly_once:
                 from aiokafka.errors import CommitFailedError, IllegalStateError
 
@@ -184,58 +158,6 @@ class BulkWorker(RiskWorker):
                     # records again (at-least-once: same keys, same content).
                     log.warning("offset commit after a rebalance failed: %s", exc)
             await self._maybe_checkpoint()
-
-    # -- exactly-once: transactions across batches, committed in the background --
-
-    async def _emit_retrying(
-        self, out: Output, records: list[InRecord] | Any, after: Any = None
-    ) -> None:
-        if not self.exactly_once:
-            await super()._emit_retrying(out, records, after)
-            return
-        self._waiting_out.append((out, list(records), after))
-        self._unemitted = True
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.ensure_future(self._commit_waiting())
-        elif len(self._waiting_out) >= _MAX_WAITING_BATCHES:
-            await self._flush_transactions()
-
-    async def _commit_waiting(self) -> None:
-        """Commit what waits, one transaction at a time, until nothing waits."""
-        while self._waiting_out:
-            group, self._waiting_out = self._waiting_out, []
-            merged = Output()
-            records: list[InRecord] = []
-            for out, recs, _ in group:
-                merged.decisions.extend(out.decisions)
-                merged.dead_letters.extend(out.dead_letters)
-                records.extend(recs)
-            await self._emit_with_retries(merged, records)  # retried, never dropped
-            self._unemitted = bool(self._waiting_out)
-            for _, _, after in group:
-                if after is not None:
-                    after()
-
-    async def _flush_transactions(self) -> None:
-        """Return once every processed batch's output is committed."""
-        while self._waiting_out or (self._committer is not None and not self._committer.done()):
-            if self._committer is None or self._committer.done():
-                self._committer = asyncio.ensure_future(self._commit_waiting())
-            await asyncio.shield(self._committer)
-
-    async def _maybe_checkpoint(self, force: bool = False) -> None:
-        # A snapshot must not hold state whose output is uncommitted: a due
-        # checkpoint first waits for the transactions (every 30 s by default).
-        if self.exactly_once and self._unemitted:
-            writing = self._writing
-            due = force or (
-                time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s
-                and (writing is None or writing.done())
-            )
-            if not due:
-                return
-            await self._flush_transactions()
-        await super()._maybe_checkpoint(force)
 
     def stop(self) -> None:
         self._stop.set()
@@ -250,25 +172,6 @@ class BulkWorker(RiskWorker):
             await self.main()
 
         asyncio.run(_main())
-
-
-class _Revoke(ConsumerRebalanceListener):
-    """Rebalance listener: commit waiting output before partitions move away.
-
-    Output committed after the new owner read the group's offsets would be
-    decided twice; flushing on revoke keeps that window to a batch being
-    scored at that moment, as with one transaction per batch.
-    """
-
-    def __init__(self, worker: BulkWorker) -> None:
-        self.worker = worker
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        if self.worker.exactly_once:
-            await self.worker._flush_transactions()
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        return None
 
 
 def _next_offsets(batches: dict[Any, list[Any]]) -> dict[Any, int]:
