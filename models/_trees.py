@@ -157,11 +157,7 @@ class Forest:
 
     def predict_raw(self, X: np.ndarray) -> np.ndarray:
         """Raw scores (sum of leaf values, log-odds for a binary model), float64 (n,)."""
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.num_features:
-            raise ValueError(
-                f"X must have {self.num_features} feature columns. Got shape {X.shape} instead."
-            )
+        X = self._rows(X)
         out = np.empty(X.shape[0], np.float64)
         _predict_forest(
             X,
@@ -179,6 +175,15 @@ class Forest:
             out,
         )
         return out
+
+    def _rows(self, X: np.ndarray) -> np.ndarray:
+        """``X`` as the contiguous float32 (n, num_features) matrix the kernels read."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.num_features:
+            raise ValueError(
+                f"X must have {self.num_features} feature columns. Got shape {X.shape} instead."
+            )
+        return X
 
     @property
     def explains(self) -> bool:
@@ -198,11 +203,7 @@ class Forest:
                 "This LightGBM model text has no node counts, so the compiled runtime cannot "
                 "explain it; use LightGBM's pred_contrib (LightGBMMember.contributions)."
             )
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.num_features:
-            raise ValueError(
-                f"X must have {self.num_features} feature columns. Got shape {X.shape} instead."
-            )
+        X = self._rows(X)
         out = np.empty((X.shape[0], self.num_features + 1), np.float64)
         _shap_forest(
             X,
