@@ -34,7 +34,6 @@ def njit_inline(fn: Any) -> Any:
     return numba.njit(inline="always", **NO_ALLOC_OPTIONS)(fn)
 
 
-
 def _prefetch_noop(arr: Any, idx: Any) -> None:
     """Interpreted twin of :func:`prefetch` (``NUMBA_DISABLE_JIT=1``): a hint has no effect."""
 
