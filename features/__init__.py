@@ -13,7 +13,7 @@ True
 from __future__ import annotations
 
 from ._catalogue import FeatureSpec, catalogue, catalogue_hash
-from ._engine import FeatureEngine, FeatureInputError
+from ._engine import FeatureEngine, FeatureInputError, warm_up
 from ._state import SnapshotError
 
 __all__ = [
@@ -23,4 +23,5 @@ __all__ = [
     "SnapshotError",
     "catalogue",
     "catalogue_hash",
+    "warm_up",
 ]

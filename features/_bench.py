@@ -46,6 +46,10 @@ SUBSET: list[str] = [
 ]
 
 
+#: Missing optional ids: an object scalar, so np.where keeps the None (a NaN would be a value).
+_NONE = np.array(None, dtype=object)
+
+
 def synthetic_stream(n: int, seed: int = 0, start_ms: int = 1_767_225_600_000) -> pd.DataFrame:
     """A canonical transactions frame with realistic skew, for when no simulator is available.
 
@@ -70,48 +74,61 @@ def synthetic_stream(n: int, seed: int = 0, start_ms: int = 1_767_225_600_000) -
     nogeo = rng.random(n) < 0.3
     lat[nogeo] = np.nan
     lon[nogeo] = np.nan
-    channel = rng.choice(np.array(["pos", "ecom", "atm", "moto", "p2p"]), n, p=[0.55, 0.35, 0.05, 0.03, 0.02])
-    entry = rng.choice(np.array(["chip", "contactless", "magstripe", "manual", "cnp", "token"]), n,
-                       p=[0.3, 0.25, 0.03, 0.02, 0.3, 0.1])
+    channel = rng.choice(
+        np.array(["pos", "ecom", "atm", "moto", "p2p"]), n, p=[0.55, 0.35, 0.05, 0.03, 0.02]
+    )
+    entry = rng.choice(
+        np.array(["chip", "contactless", "magstripe", "manual", "cnp", "token"]),
+        n,
+        p=[0.3, 0.25, 0.03, 0.02, 0.3, 0.1],
+    )
     mccs = np.array([5411, 5812, 5541, 5999, 5732, 4829, 7995, 5311, 5816, 6011])
-    return pd.DataFrame({
-        "tx_id": np.arange(n).astype(str),
-        "event_time": ts,
-        "card_token": card.astype(str),
-        "customer_id": (card // 2).astype(str),
-        "merchant_id": merch.astype(str),
-        "terminal_id": term.astype(str),
-        "device_id": np.where(channel == "ecom", dev.astype(str), None),
-        "ip": np.where(channel == "ecom", ip.astype(str), None),
-        "mcc": mccs[merch % len(mccs)],
-        "amount": np.round(rng.lognormal(3.2, 1.1, n), 2),
-        "currency": "EUR",
-        "country": np.where(rng.random(n) < 0.95, "DE", "FR"),
-        "channel": channel,
-        "entry_mode": entry,
-        "lat": lat,
-        "lon": lon,
-        "card_bin": (400000 + card % 500).astype(str),
-    })
+    return pd.DataFrame(
+        {
+            "tx_id": np.arange(n).astype(str),
+            "event_time": ts,
+            "card_token": card.astype(str),
+            "customer_id": (card // 2).astype(str),
+            "merchant_id": merch.astype(str),
+            "terminal_id": term.astype(str),
+            "device_id": np.where(channel == "ecom", dev.astype(str), _NONE),
+            "ip": np.where(channel == "ecom", ip.astype(str), _NONE),
+            "mcc": mccs[merch % len(mccs)],
+            "amount": np.round(rng.lognormal(3.2, 1.1, n), 2),
+            "currency": "EUR",
+            "country": np.where(rng.random(n) < 0.95, "DE", "FR"),
+            "channel": channel,
+            "entry_mode": entry,
+            "lat": lat,
+            "lon": lon,
+            "card_bin": (400000 + card % 500).astype(str),
+        }
+    )
 
 
 def _synthetic_labels(tx: pd.DataFrame, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed + 1)
     pick = rng.random(len(tx)) < 0.02
     delay = (rng.lognormal(np.log(10), 0.6, int(pick.sum())) * 86_400_000).astype(np.int64)
-    return pd.DataFrame({
-        "tx_id": tx["tx_id"].to_numpy()[pick],
-        "label": (rng.random(int(pick.sum())) < 0.3).astype(np.int8),
-        "label_time": tx["event_time"].to_numpy()[pick] + delay,
-    })
+    return pd.DataFrame(
+        {
+            "tx_id": tx["tx_id"].to_numpy()[pick],
+            "label": (rng.random(int(pick.sum())) < 0.3).astype(np.int8),
+            "label_time": tx["event_time"].to_numpy()[pick] + delay,
+        }
+    )
 
 
 def _load_stream(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     try:
-        from riskflow.simulate import SimulationConfig, iter_chunks  # type: ignore[attr-defined]
+        from riskflow.simulate import SimulationConfig, iter_chunks
     except ImportError:
         tx = synthetic_stream(n, seed)
-        return tx, _synthetic_labels(tx, seed), "synthetic (riskflow.simulate.iter_chunks not available)"
+        return (
+            tx,
+            _synthetic_labels(tx, seed),
+            "synthetic (riskflow.simulate.iter_chunks not available)",
+        )
     txs, lbs, total = [], [], 0
     customers = max(1000, n // 60)  # ~1 tx per customer-day over the simulated span
     for tx_df, lb_df in iter_chunks(SimulationConfig(customers=customers, days=63, seed=seed)):
@@ -127,12 +144,14 @@ def _load_stream(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, str]:
 
 def pandas_subset(df: pd.DataFrame) -> pd.DataFrame:
     """The :data:`SUBSET` features with pandas, exact time windows, strictly before each row."""
-    d = pd.DataFrame({
-        "card": df["card_token"].to_numpy(),
-        "merchant": df["merchant_id"].to_numpy(),
-        "amount": df["amount"].to_numpy(dtype=np.float64),
-        "t": pd.to_datetime(df["event_time"].to_numpy(dtype=np.int64), unit="ms"),
-    })
+    d = pd.DataFrame(
+        {
+            "card": df["card_token"].to_numpy(),
+            "merchant": df["merchant_id"].to_numpy(),
+            "amount": df["amount"].to_numpy(dtype=np.float64),
+            "t": pd.to_datetime(df["event_time"].to_numpy(dtype=np.int64), unit="ms"),
+        }
+    )
     out = pd.DataFrame(index=d.index)
     for key, cols in (("card", True), ("merchant", False)):
         g = d.sort_values([key, "t"], kind="stable")
@@ -143,7 +162,9 @@ def pandas_subset(df: pd.DataFrame) -> pd.DataFrame:
             if cols:
                 sm = np.nan_to_num(r.sum().to_numpy())
                 out.loc[g.index, f"card_amount_sum_{win}"] = sm
-                out.loc[g.index, f"card_amount_mean_{win}"] = np.where(cnt > 0, sm / np.maximum(cnt, 1), np.nan)
+                out.loc[g.index, f"card_amount_mean_{win}"] = np.where(
+                    cnt > 0, sm / np.maximum(cnt, 1), np.nan
+                )
         if cols:
             gap = g.groupby(key, sort=False)["t"].diff().dt.total_seconds()
             out.loc[g.index, "card_secs_since_last"] = gap.to_numpy()
@@ -151,7 +172,10 @@ def pandas_subset(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_bench(
-    n: int = 1_000_000, seed: int = 0, batch: int = 8_192, baseline_n: int | None = None,
+    n: int = 1_000_000,
+    seed: int = 0,
+    batch: int = 8_192,
+    baseline_n: int | None = None,
     repeats: int = 3,
 ) -> dict[str, Any]:
     """Measure; returns the JSON-ready result (tx/s figures are medians of ``repeats`` runs)."""
@@ -162,8 +186,14 @@ def run_bench(
     n = len(tx)
     bn = n if baseline_n is None else min(baseline_n, n)
     # pandas gets the engine's integer keys: id hashing is outside both timings.
-    base_df = pd.DataFrame({"card_token": tx.card[:bn], "merchant_id": tx.merchant[:bn],
-                            "amount": tx.amount[:bn], "event_time": tx.ts[:bn]})
+    base_df = pd.DataFrame(
+        {
+            "card_token": tx.card[:bn],
+            "merchant_id": tx.merchant[:bn],
+            "amount": tx.amount[:bn],
+            "event_time": tx.ts[:bn],
+        }
+    )
     del tx_df, lb_df
     prep_s = time.perf_counter() - t0
 

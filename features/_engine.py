@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import io
 from typing import Any
 
 import numpy as np
 
-from riskflow.batch import LabelBatch, TxBatch
+from riskflow.batch import ENTITY_FIELDS, LabelBatch, TxBatch
 from riskflow.config import FeatureConfig
 from riskflow.errors import SchemaError
 
@@ -26,10 +26,14 @@ class FeatureInputError(SchemaError):
 
 
 _TX_DTYPES: dict[str, Any] = {
-    "ts": np.int64, "amount": np.float64, "mcc": np.int32, "channel": np.int8,
-    "entry_mode": np.int8, "lat": np.float64, "lon": np.float64,
-    **{k: np.uint64 for k in ("card", "customer", "merchant", "terminal", "device", "ip",
-                              "country", "currency", "bin")},
+    "ts": np.int64,
+    "amount": np.float64,
+    "mcc": np.int32,
+    "channel": np.int8,
+    "entry_mode": np.int8,
+    "lat": np.float64,
+    "lon": np.float64,
+    **{k: np.uint64 for k in ENTITY_FIELDS},
 }
 _CODE_RANGE = {"channel": L.N_CHANNELS, "entry_mode": L.N_ENTRY}
 
@@ -42,7 +46,11 @@ def _arr(batch: Any, name: str, dtype: Any, n: int, what: str) -> np.ndarray:
         )
     if a.dtype != dtype:
         try:
-            b = a.astype(dtype, casting="same_kind") if a.dtype.kind == np.dtype(dtype).kind else None
+            b = (
+                a.astype(dtype, casting="same_kind")
+                if a.dtype.kind == np.dtype(dtype).kind
+                else None
+            )
         except TypeError:
             b = None
         if b is None:
@@ -51,7 +59,14 @@ def _arr(batch: Any, name: str, dtype: Any, n: int, what: str) -> np.ndarray:
                 f"Build batches with {what}.from_frame / from_records."
             )
         a = b
-    return np.ascontiguousarray(a)
+    a = np.ascontiguousarray(a)
+    # Read-only input (a view of Arrow/Parquet buffers) would make numba
+    # compile the kernel a second time for that type; a copy is 8 bytes a row.
+    return a if a.flags.writeable else a.copy()
+
+
+#: The engine's state tables, as attributes (captured and snapshotted together).
+_TABLES = ("_ent", "_pair", "_glob", "_queue")
 
 
 class FeatureEngine:
@@ -120,7 +135,14 @@ class FeatureEngine:
 
     def state_nbytes(self) -> int:
         """Bytes held by all state arrays (allocated capacity, not just live rows)."""
-        parts = (self._ent.keys, self._ent.u, self._pair.keys, self._pair.u, *self._glob, *self._queue)
+        parts = (
+            self._ent.keys,
+            self._ent.u,
+            self._pair.keys,
+            self._pair.u,
+            *self._glob,
+            *self._queue,
+        )
         return int(sum(a.nbytes for a in parts))
 
     @staticmethod
@@ -166,11 +188,37 @@ class FeatureEngine:
         i, lp = 0, 0
         while True:
             i, lp = _compute_batch(
-                self._ent, self._pair, self._glob, self._win, self._colE, self._colP, self._colT,
-                self._prior, self._active, self._ttl, S.max_load(self._ent), S.max_load(self._pair),
-                a["ts"], a["amount"], a["mcc"], a["channel"], a["entry_mode"], a["lat"], a["lon"],
-                a["country"], ekeys, cpk, auxk, pkeys,
-                q.time, q.label, q.amount, q.keys, i, lp, X,
+                self._ent,
+                self._pair,
+                self._glob,
+                self._win,
+                self._colE,
+                self._colP,
+                self._colT,
+                self._prior,
+                self._active,
+                self._ttl,
+                S.max_load(self._ent),
+                S.max_load(self._pair),
+                a["ts"],
+                a["amount"],
+                a["mcc"],
+                a["channel"],
+                a["entry_mode"],
+                a["lat"],
+                a["lon"],
+                a["country"],
+                ekeys,
+                cpk,
+                auxk,
+                pkeys,
+                q.time,
+                q.label,
+                q.amount,
+                q.keys,
+                i,
+                lp,
+                X,
             )
             if i >= n:
                 break
@@ -180,8 +228,9 @@ class FeatureEngine:
             if self._pair.meta[0] + L.NP > S.max_load(self._pair):
                 self._pair = S.grow(self._pair, now, self._ttl, L.NP)
         if lp:
-            self._queue = S.LabelQueue(q.time[lp:], q.label[lp:], q.amount[lp:],
-                                       np.ascontiguousarray(q.keys[:, lp:]))
+            self._queue = S.LabelQueue(
+                q.time[lp:], q.label[lp:], q.amount[lp:], np.ascontiguousarray(q.keys[:, lp:])
+            )
         return X
 
     def _enqueue(self, labels: LabelBatch) -> None:
@@ -216,27 +265,55 @@ class FeatureEngine:
         ``position`` is what the caller needs to resume (e.g. Kafka offsets);
         it must be JSON-serialisable and comes back as :attr:`position`.
         """
+        buf = io.BytesIO()
+        self.write_snapshot(buf, position)
+        return buf.getvalue()
+
+    def write_snapshot(self, fh: Any, position: dict[str, Any] | None = None) -> None:
+        """Write :meth:`snapshot`'s bytes to the binary file ``fh`` (no in-memory copy)."""
         header = {**self._header(), "position": position, "ttl_ms": self._ttl}
         self.position = position
-        return S.dump({"ent": self._ent, "pair": self._pair, "glob": self._glob,
-                       "queue": self._queue}, header)
+        S.write(
+            fh,
+            {"ent": self._ent, "pair": self._pair, "glob": self._glob, "queue": self._queue},
+            header,
+        )
 
-    def snapshot_later(self, position: dict[str, Any] | None = None) -> Callable[[], bytes]:
+    def prepare_capture(self) -> None:
+        """Allocate and touch the buffers the next :meth:`snapshot_later` copies into.
+
+        Meant for a thread, before a worker's capture: copying into memory
+        never touched costs its page faults (~300 ms for 240 MB against ~50 ms
+        into touched memory), on the worker's event loop. Buffers whose table
+        has not changed shape since the last capture are kept.
+        """
+        spare: dict[tuple[str, int], np.ndarray] = self.__dict__.setdefault("_spare", {})
+        for name in _TABLES:
+            for i, a in enumerate(getattr(self, name)):
+                if isinstance(a, np.ndarray):
+                    # Touched: the pages are faulted in here (numpy releases the GIL).
+                    _spare_buffer(a, spare, (name, i), touch=True)
+
+    def snapshot_later(self, position: dict[str, Any] | None = None) -> StateCapture:
         """Capture the state now; return a function that serialises that capture.
 
         :meth:`snapshot` of a few hundred MB of tables takes most of a second;
         copying them into the buffers of the previous capture (no page faults)
         takes much less, so a stream worker captures on its loop and calls the
         result in a thread while it goes on deciding. The buffers are reused:
-        call the result before the next ``snapshot_later``.
+        call the result before the next ``snapshot_later``. The result's
+        ``write(fh)`` writes the same bytes to a file instead.
         """
         spare: dict[tuple[str, int], np.ndarray] = self.__dict__.setdefault("_spare", {})
         clone = copy.copy(self)
-        for name in ("_ent", "_pair", "_glob", "_queue"):
+        for name in _TABLES:
             table = getattr(self, name)
-            setattr(clone, name, type(table)(*(_copy_into(a, spare, name, i)
-                                               for i, a in enumerate(table))))
-        return lambda: clone.snapshot(position)
+            setattr(
+                clone,
+                name,
+                type(table)(*(_copy_into(a, spare, name, i) for i, a in enumerate(table))),
+            )
+        return StateCapture(clone, position)
 
     @classmethod
     def restore(
@@ -246,17 +323,88 @@ class FeatureEngine:
         eng = cls(config, features=features)
         tables, header = S.load(blob, eng._header())
         eng._ent, eng._pair, eng._glob, eng._queue = (
-            tables["ent"], tables["pair"], tables["glob"], tables["queue"])
+            tables["ent"],
+            tables["pair"],
+            tables["glob"],
+            tables["queue"],
+        )
         eng.position = header.get("position")
         return eng
+
+
+class StateCapture:
+    """A captured state (:meth:`FeatureEngine.snapshot_later`): call for bytes, or ``write(fh)``."""
+
+    def __init__(self, engine: FeatureEngine, position: dict[str, Any] | None) -> None:
+        self._engine = engine
+        self._position = position
+
+    def __call__(self) -> bytes:
+        return self._engine.snapshot(self._position)
+
+    def write(self, fh: Any) -> None:
+        self._engine.write_snapshot(fh, self._position)
 
 
 def _copy_into(a: Any, spare: dict[tuple[str, int], np.ndarray], name: str, i: int) -> Any:
     """``a`` copied into the last capture's buffer of the same shape (else a new one)."""
     if not isinstance(a, np.ndarray):
         return copy.copy(a)
-    buf = spare.get((name, i))
-    if buf is None or buf.shape != a.shape or buf.dtype != a.dtype:
-        buf = spare[(name, i)] = np.empty_like(a)
+    buf = _spare_buffer(a, spare, (name, i), touch=False)  # the copy faults its pages in
     np.copyto(buf, a)
     return buf
+
+
+def _spare_buffer(
+    a: np.ndarray, spare: dict[tuple[str, int], np.ndarray], key: tuple[str, int], *, touch: bool
+) -> np.ndarray:
+    """``spare[key]`` if it still fits ``a`` (shape and dtype), else a new buffer kept there."""
+    buf = spare.get(key)
+    if buf is None or buf.shape != a.shape or buf.dtype != a.dtype:
+        buf = spare[key] = np.empty_like(a)
+        if touch:
+            buf.fill(0)
+    return buf
+
+
+def warm_up(config: FeatureConfig | None = None) -> None:
+    """Compile (or load from numba's cache) every kernel the engine runs, on throwaway state.
+
+    On a fresh install, or in a container whose ``NUMBA_CACHE_DIR`` is not
+    kept, the feature kernel compiles inside the first batch and the
+    table-growth kernels inside the first batch that fills a table: seconds
+    each, in the middle of a stream. A worker calls this before it decides
+    anything. Tables start at 16 slots here, so the 64 distinct-entity
+    transactions grow both tables, and labels go through the label queue.
+    """
+    cfg = (config if config is not None else FeatureConfig()).model_copy(
+        update={"initial_capacity": 16}
+    )
+    n = 64
+    ids = np.arange(n, dtype=np.uint64) + np.uint64(1)
+    tx = TxBatch(
+        tx_id=np.array([f"warm-{i}" for i in range(n)], dtype=object),
+        ts=np.arange(n, dtype=np.int64) * 60_000 + 1_700_000_000_000,
+        amount=np.linspace(1.0, 500.0, n),
+        mcc=np.full(n, 5411, np.int32),
+        channel=np.zeros(n, np.int8),
+        entry_mode=np.zeros(n, np.int8),
+        lat=np.full(n, 48.0),
+        lon=np.full(n, 2.0),
+        **{attr: ids + np.uint64(1_000 * k) for k, attr in enumerate(ENTITY_FIELDS)},
+    )
+    engine = FeatureEngine(cfg)
+    half = slice(0, n // 2)
+    engine.process(tx.take(half))
+    labels = LabelBatch(
+        tx_id=tx.tx_id[half],
+        label_time=tx.ts[half] + 1,
+        label=np.ones(n // 2, np.int8),
+        tx_ts=tx.ts[half],
+        amount=tx.amount[half],
+        **{
+            a: getattr(tx, a)[half]
+            for a in ("card", "customer", "merchant", "terminal", "device", "ip")
+        },
+    )
+    engine.process(tx.take(slice(n // 2, n)), labels)

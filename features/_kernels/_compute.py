@@ -260,7 +260,9 @@ def _apply_label(ent, glob, j, tl, l_label, l_amount, l_keys, ttl):  # pragma: n
 
 
 @njit_noalloc
-def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X, i):  # pragma: no cover
+def _entity_features(
+    ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X, i
+):  # pragma: no cover
     """Write entity ``e``'s features for transaction ``i`` from slot ``s``, then update it."""
     # ---- decayed windows: count, sum, mean, std, z-score, ratio to mean
     dt = float(max(t - ent.f[s, R_AGG_T], 0))
@@ -306,7 +308,12 @@ def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X,
         if tot_em > 1e-9:
             if em >= 0:
                 _put(X, i, col[e, O_MIX_SAME_EM], ent.f[s, R_MIX + N_CHANNELS + em] / tot_em)
-            _put(X, i, col[e, O_MIX_KEYED], (ent.f[s, R_MIX + N_CHANNELS + 2] + ent.f[s, R_MIX + N_CHANNELS + 3]) / tot_em)
+            _put(
+                X,
+                i,
+                col[e, O_MIX_KEYED],
+                (ent.f[s, R_MIX + N_CHANNELS + 2] + ent.f[s, R_MIX + N_CHANNELS + 3]) / tot_em,
+            )
         if ch >= 0:
             ent.f[s, R_MIX + ch] += 1.0
         if em >= 0:
@@ -409,7 +416,9 @@ def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X,
                 )
                 if cur == np.uint64(0):
                     ent.f[s, R_HLL_ZEROS] -= 1.0
-                ent.u[s, word] = (ent.u[s, word] & ~(np.uint64(0xFF) << shift)) | (np.uint64(rank) << shift)
+                ent.u[s, word] = (ent.u[s, word] & ~(np.uint64(0xFF) << shift)) | (
+                    np.uint64(rank) << shift
+                )
 
     # ---- delayed-label risk (labels released so far)
     if (col[e, O_F30] >= 0 or col[e, O_FRATE30] >= 0) and ent.f[s, R_LAB + L_N30] == 0.0:
@@ -446,7 +455,17 @@ def _entity_features(ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X,
             ent.f[s, R_GEO + 4] *= dc
             ent.f[s, R_GEO + 5] *= dc
             if ent.f[s, R_GEO + 3] > 1e-9:
-                _put(X, i, col[e, O_GEO_CENTROID], _haversine(ent.f[s, R_GEO + 4] / ent.f[s, R_GEO + 3], ent.f[s, R_GEO + 5] / ent.f[s, R_GEO + 3], la, lo))
+                _put(
+                    X,
+                    i,
+                    col[e, O_GEO_CENTROID],
+                    _haversine(
+                        ent.f[s, R_GEO + 4] / ent.f[s, R_GEO + 3],
+                        ent.f[s, R_GEO + 5] / ent.f[s, R_GEO + 3],
+                        la,
+                        lo,
+                    ),
+                )
         ent.f[s, R_GEO + 0] = la
         ent.f[s, R_GEO + 1] = lo
         ent.f[s, R_GEO + 2] = float(t)
@@ -479,7 +498,9 @@ def _pair_features(pair, p, s, t, a, colP, X, i):  # pragma: no cover - compiled
 
 
 @njit_noalloc
-def _tx_features(glob, t, a, mcc, ch, em, la, lo, ekeys, country, colT, mcc_prior, X, i):  # pragma: no cover
+def _tx_features(
+    glob, t, a, mcc, ch, em, la, lo, ekeys, country, colT, mcc_prior, X, i
+):  # pragma: no cover
     _put(X, i, colT[T_AMOUNT], a)
     _put(X, i, colT[T_LOG_AMOUNT], math.log1p(max(a, 0.0)))
     _put(X, i, colT[T_AMT_INT], 1.0 if a == math.floor(a) else 0.0)
@@ -564,9 +585,37 @@ def _prefetch_tx(ent, pair, ekeys, pkeys, active, j):  # pragma: no cover - comp
 
 @njit_noalloc
 def _compute_batch(
-    ent, pair, glob, win, colE, colP, colT, mcc_prior, active, ttl, max_e, max_p,
-    ts, amount, mcc, channel, entry, lat, lon, country, ekeys, cpk, auxk, pkeys,
-    l_time, l_label, l_amount, l_keys, i0, lp0, X,
+    ent,
+    pair,
+    glob,
+    win,
+    colE,
+    colP,
+    colT,
+    mcc_prior,
+    active,
+    ttl,
+    max_e,
+    max_p,
+    ts,
+    amount,
+    mcc,
+    channel,
+    entry,
+    lat,
+    lon,
+    country,
+    ekeys,
+    cpk,
+    auxk,
+    pkeys,
+    l_time,
+    l_label,
+    l_amount,
+    l_keys,
+    i0,
+    lp0,
+    X,
 ):  # pragma: no cover - compiled
     """Process rows ``i0..`` of the batch into ``X``; labels from queue position ``lp0``.
 
@@ -616,7 +665,9 @@ def _compute_batch(
             if key == np.uint64(0) or active[e] == 0:
                 continue
             s = _entity_slot(ent, e, key, t, ttl)
-            _entity_features(ent, e, s, t, a, cpk[i, e], auxk[i, e], m, ch, em, la, lo, win, colE, X, i)
+            _entity_features(
+                ent, e, s, t, a, cpk[i, e], auxk[i, e], m, ch, em, la, lo, win, colE, X, i
+            )
         for p in range(NP):
             key = pkeys[i, p]
             if key == np.uint64(0) or active[NE + p] == 0:

@@ -30,11 +30,18 @@ def list_features(as_json: bool) -> None:
 
 
 @click.command("features")
-@click.option("-n", "--transactions", "n", default=1_000_000, show_default=True, type=click.IntRange(10_000))
+@click.option(
+    "-n", "--transactions", "n", default=1_000_000, show_default=True, type=click.IntRange(10_000)
+)
 @click.option("--batch", default=8_192, show_default=True, type=click.IntRange(1))
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--repeats", default=3, show_default=True, type=click.IntRange(1),
-              help="Timed runs of each side; tx/s figures are their medians.")
+@click.option(
+    "--repeats",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Timed runs of each side; tx/s figures are their medians.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench_features(n: int, batch: int, seed: int, repeats: int, as_json: bool) -> None:
     """Feature-engine tx/s (full set and subset) against pandas groupby/rolling (medians)."""

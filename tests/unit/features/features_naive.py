@@ -39,15 +39,19 @@ def naive(df: pd.DataFrame, labels: pd.DataFrame | None = None) -> pd.DataFrame:
             if card in geo_prev:
                 la0, lo0 = geo_prev[card]
                 p1, p2 = math.radians(la0), math.radians(r.lat)
-                h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(
-                    math.radians(r.lon - lo0) / 2
-                ) ** 2
+                h = (
+                    math.sin((p2 - p1) / 2) ** 2
+                    + math.cos(p1) * math.cos(p2) * math.sin(math.radians(r.lon - lo0) / 2) ** 2
+                )
                 out["card_geo_dist_prev_km"] = 2 * 6371.0088 * math.asin(min(1, math.sqrt(h)))
             geo_prev[card] = (r.lat, r.lon)
         if lab is not None:
             known = lab[(lab["label_time"] <= t) & (lab["label"] == 1)]
-            frauds = [lt for lt, tid in zip(known["label_time"], known["tx_id"], strict=True)
-                      if tx_merchant[tid] == m]
+            frauds = [
+                lt
+                for lt, tid in zip(known["label_time"], known["tx_id"], strict=True)
+                if tx_merchant[tid] == m
+            ]
             out["merchant_fraud_count_30d"] = sum(math.exp(-(t - lt) / (30 * DAY)) for lt in frauds)
         rows.append(out)
         ev.append((t, a, m))

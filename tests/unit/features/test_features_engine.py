@@ -52,8 +52,19 @@ def test_catalogue_is_big_documented_and_unique() -> None:
         assert s.description and (s.description[0].isupper() or s.description[0].isdigit())
         assert s.kind in ("numeric", "categorical")
     entities = {s.entity for s in specs}
-    assert {"card", "customer", "merchant", "terminal", "device", "ip", "card_merchant", "card_device"} <= entities
-    assert {"mcc", "channel", "entry_mode", "day_of_week"} <= {s.name for s in specs if s.kind == "categorical"}
+    assert {
+        "card",
+        "customer",
+        "merchant",
+        "terminal",
+        "device",
+        "ip",
+        "card_merchant",
+        "card_device",
+    } <= entities
+    assert {"mcc", "channel", "entry_mode", "day_of_week"} <= {
+        s.name for s in specs if s.kind == "categorical"
+    }
 
 
 def test_cli_lists_catalogue_as_json() -> None:
@@ -97,7 +108,9 @@ def test_labels_all_at_once_equal_labels_as_they_come(stream) -> None:
     X_ref, _ = _one_shot(tx_df, lb_df)
     tx, labels = TxBatch.from_frame(tx_df), LabelBatch.join(lb_df, tx_df)
     eng = FeatureEngine()
-    X = np.concatenate([eng.process(tx.take(slice(0, 1000)), labels), eng.process(tx.take(slice(1000, None)))])
+    X = np.concatenate(
+        [eng.process(tx.take(slice(0, 1000)), labels), eng.process(tx.take(slice(1000, None)))]
+    )
     _same(X, X_ref)
 
 
@@ -109,7 +122,9 @@ def test_agrees_with_slow_reference(stream) -> None:
     ref = naive(tx_df, lb_df)
     for name in ref.columns:
         got = X[:, eng.feature_names.index(name)].astype(np.float64)
-        np.testing.assert_allclose(got, ref[name].to_numpy(float), rtol=2e-5, atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(
+            got, ref[name].to_numpy(float), rtol=2e-5, atol=1e-4, err_msg=name
+        )
     assert np.nansum(ref["merchant_fraud_count_30d"]) > 0  # labels did reach features
 
 
@@ -122,11 +137,15 @@ def test_appending_later_transactions_changes_nothing_earlier(stream) -> None:
 
 def test_label_visible_only_from_its_label_time() -> None:
     t0 = 1_767_225_600_000
-    df = pd.DataFrame({
-        "tx_id": [f"t{i}" for i in range(6)],
-        "event_time": [t0 + i * 3_600_000 for i in range(6)],
-        "card_token": ["c"] * 6, "merchant_id": ["m"] * 6, "amount": [10.0] * 6,
-    })
+    df = pd.DataFrame(
+        {
+            "tx_id": [f"t{i}" for i in range(6)],
+            "event_time": [t0 + i * 3_600_000 for i in range(6)],
+            "card_token": ["c"] * 6,
+            "merchant_id": ["m"] * 6,
+            "amount": [10.0] * 6,
+        }
+    )
     lb = pd.DataFrame({"tx_id": ["t0"], "label": [1], "label_time": [t0 + 3 * 3_600_000]})
     eng = FeatureEngine()
     X = eng.process(TxBatch.from_frame(df), LabelBatch.join(lb, df))
@@ -139,17 +158,33 @@ def test_label_visible_only_from_its_label_time() -> None:
     eng2.process(TxBatch.from_frame(df.iloc[:4]))
     X2 = eng2.process(TxBatch.from_frame(df.iloc[4:]), LabelBatch.join(lb, df))
     # (applied at the stream clock t3, read at t4: one hour of decay)
-    assert X2[0, eng.feature_names.index("card_fraud_count_30d")] == pytest.approx(np.exp(-1 / 720), rel=1e-6)
+    assert X2[0, eng.feature_names.index("card_fraud_count_30d")] == pytest.approx(
+        np.exp(-1 / 720), rel=1e-6
+    )
 
 
 def test_missing_optional_fields_give_nan_not_errors() -> None:
-    df = pd.DataFrame({"tx_id": ["a", "b"], "event_time": [1_767_225_600_000] * 2,
-                       "card_token": ["c", "c"], "merchant_id": ["m", None], "amount": [1.0, 2.0]})
+    df = pd.DataFrame(
+        {
+            "tx_id": ["a", "b"],
+            "event_time": [1_767_225_600_000] * 2,
+            "card_token": ["c", "c"],
+            "merchant_id": ["m", None],
+            "amount": [1.0, 2.0],
+        }
+    )
     eng = FeatureEngine()
     X = eng.process(TxBatch.from_frame(df))
     names = eng.feature_names
-    for n in ("device_count_1h", "ip_fraud_rate_30d", "card_geo_speed_kmh", "mcc", "channel",
-              "card_ip_is_first", "customer_amount_mean_24h"):
+    for n in (
+        "device_count_1h",
+        "ip_fraud_rate_30d",
+        "card_geo_speed_kmh",
+        "mcc",
+        "channel",
+        "card_ip_is_first",
+        "customer_amount_mean_24h",
+    ):
         assert np.isnan(X[:, names.index(n)]).all(), n
     assert np.isnan(X[1, names.index("merchant_count_1h")])
     assert X[:, names.index("missing_device")].tolist() == [1, 1]
@@ -166,6 +201,21 @@ def test_snapshot_later_serialises_the_state_as_captured(stream) -> None:
     eng.process(TxBatch.from_frame(tail), None)  # the live state moves on meanwhile
     assert later() == now
     assert FeatureEngine.restore(later()).position == {"at": 1500}
+
+
+def test_prepared_capture_buffers_are_the_ones_copied_into(stream) -> None:
+    """A worker's thread allocates and touches the capture buffers ahead (prepare_capture);
+    the capture then copies into those, and serialises the same state."""
+    tx, lb = stream
+    eng = FeatureEngine()
+    eng.process(TxBatch.from_frame(tx.iloc[:1500]), LabelBatch.join(lb, tx))
+    eng.prepare_capture()
+    prepared = {k: id(v) for k, v in eng._spare.items()}
+    assert prepared, "no buffers prepared"
+    now = eng.snapshot({"at": 1500})
+    later = eng.snapshot_later({"at": 1500})
+    assert {k: id(v) for k, v in eng._spare.items()} == prepared
+    assert later() == now
 
 
 def test_old_or_corrupt_snapshot_is_refused() -> None:
@@ -192,7 +242,10 @@ def test_pandas_baseline_counts_are_exact_windows() -> None:
     c = df["card_token"].to_numpy()
     want = [((c[:i] == c[i]) & (t[:i] > t[i] - 3_600_000)).sum() for i in range(len(df))]
     # Same-timestamp rows: pandas' closed="left" window excludes them, so do we.
-    want = [((c[:i] == c[i]) & (t[:i] > t[i] - 3_600_000) & (t[:i] < t[i])).sum() for i in range(len(df))]
+    want = [
+        ((c[:i] == c[i]) & (t[:i] > t[i] - 3_600_000) & (t[:i] < t[i])).sum()
+        for i in range(len(df))
+    ]
     np.testing.assert_array_equal(got["card_count_1h"].to_numpy(), want)
 
 
@@ -209,7 +262,9 @@ def test_kernels_under_disable_jit_match_compiled(tmp_path) -> None:
         "np.save(sys.argv[1], X)\n"
     )
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "py.npy")], env=env, check=True, cwd=ROOT)
+    subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "py.npy")], env=env, check=True, cwd=ROOT
+    )
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "jit.npy")], check=True, cwd=ROOT)
     py, jit = np.load(tmp_path / "py.npy"), np.load(tmp_path / "jit.npy")
     assert py.shape == jit.shape and np.isfinite(jit).sum() > 1000
