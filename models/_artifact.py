@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from riskflow.errors import ArtifactError
 from riskflow.models._calibration import Blender, Calibrator
 from riskflow.models._ensemble import MEMBERS, Ensemble
 from riskflow.models._lgbm import LightGBMMember
 from riskflow.models._mlp import MLPMember
-
-from riskflow.errors import ArtifactError
 
 __all__ = [
     "FORMAT",

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
 from riskflow.models._calibration import Blender, Calibrator, blend_and_calibrate
 from riskflow.models._lgbm import LightGBMMember
 from riskflow.models._mlp import MLPMember

@@ -20,6 +20,7 @@ from numba import njit
 
 from riskflow.errors import ArtifactError
 from riskflow.models._tree_rules import _ZERO as _ZERO_T  # one constant for both rules
+from riskflow.models._treeshap_tables import ShapTables, build_shap_tables
 
 __all__ = ["Forest"]
 
@@ -52,6 +53,8 @@ class Forest:
     leaf_count: np.ndarray | None = None  # float64 per leaf
     expected: np.ndarray | None = None  # float64 per tree
     max_depth: int = 0
+    # Fast TreeSHAP v2 subset tables, built here once (None without counts).
+    shap_tables: ShapTables | None = None
 
     @classmethod
     def from_model_string(cls, text: str) -> Forest:
@@ -132,23 +135,35 @@ class Forest:
                 np.concatenate(parts) if parts else np.zeros(0), dtype=dtype
             )
 
+        node_offset = np.asarray(node_off, np.int64)
+        leaf_offset = np.asarray(leaf_off, np.int64)
+        feature, left, right = cat(feats, np.int32), cat(lefts, np.int32), cat(rights, np.int32)
+        node_count = cat(node_counts, np.float64) if has_counts else None
+        leaf_count = cat(leaf_counts, np.float64) if has_counts else None
+        leaf_value = cat(leaves, np.float64)
+        tables = None
+        if node_count is not None and leaf_count is not None:
+            tables = build_shap_tables(
+                node_offset, leaf_offset, feature, left, right, node_count, leaf_count, leaf_value
+            )
         return cls(
-            node_offset=np.asarray(node_off, np.int64),
-            leaf_offset=np.asarray(leaf_off, np.int64),
-            feature=cat(feats, np.int32),
+            node_offset=node_offset,
+            leaf_offset=leaf_offset,
+            feature=feature,
             threshold=cat(thrs, np.float64),
             decision=cat(decs, np.int8),
-            left=cat(lefts, np.int32),
-            right=cat(rights, np.int32),
+            left=left,
+            right=right,
             cat_start=cat(cstarts, np.int64),
             cat_len=cat(clens, np.int32),
             cat_words=cat(words, np.uint32),
-            leaf_value=cat(leaves, np.float64),
+            leaf_value=leaf_value,
             num_features=num_features,
-            node_count=cat(node_counts, np.float64) if has_counts else None,
-            leaf_count=cat(leaf_counts, np.float64) if has_counts else None,
+            node_count=node_count,
+            leaf_count=leaf_count,
             expected=np.asarray(expected, np.float64) if has_counts else None,
             max_depth=max_depth,
+            shap_tables=tables,
         )
 
     @property
@@ -195,17 +210,25 @@ class Forest:
 
         Equal to LightGBM's ``predict(pred_contrib=True)`` to rounding; rows sum
         to :meth:`predict_raw`. Each row is explained alone (batch-independent).
+        Trees are explained from their Fast TreeSHAP v2 tables where they have
+        them (``shap_tables``), else by path-dependent TreeSHAP.
         """
-        from riskflow.models._treeshap import _shap_forest
+        from riskflow.models._treeshap import _shap_forest, _shap_forest_tables
 
-        if self.node_count is None or self.leaf_count is None or self.expected is None:
+        tables = self.shap_tables
+        if (
+            self.node_count is None
+            or self.leaf_count is None
+            or self.expected is None
+            or tables is None
+        ):
             raise ArtifactError(
                 "This LightGBM model text has no node counts, so the compiled runtime cannot "
                 "explain it; use LightGBM's pred_contrib (LightGBMMember.contributions)."
             )
         X = self._rows(X)
         out = np.empty((X.shape[0], self.num_features + 1), np.float64)
-        _shap_forest(
+        _shap_forest_tables(
             X,
             self.node_offset,
             self.leaf_offset,
@@ -217,13 +240,30 @@ class Forest:
             self.cat_start,
             self.cat_len,
             self.cat_words,
-            self.leaf_value,
-            self.node_count,
-            self.leaf_count,
             self.expected,
-            self.max_depth,
+            tables,
             out,
         )
+        if not tables.tree_table.all():  # trees too deep for a table
+            _shap_forest(
+                X,
+                self.node_offset,
+                self.leaf_offset,
+                self.feature,
+                self.threshold,
+                self.decision,
+                self.left,
+                self.right,
+                self.cat_start,
+                self.cat_len,
+                self.cat_words,
+                self.leaf_value,
+                self.node_count,
+                self.leaf_count,
+                self.max_depth,
+                tables.tree_table,
+                out,
+            )
         return out
 
 

@@ -43,7 +43,7 @@ class _Model(Protocol):
     def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
 
     def reason_codes(
-        self, X: np.ndarray, rows: Sequence[int], k: int = 3
+        self, X: np.ndarray, rows: Sequence[int] | np.ndarray, k: int = 3
     ) -> list[list[dict[str, Any]]]: ...
 
 

@@ -65,3 +65,8 @@ def models(
         click.echo(f"{name}: " + ", ".join(f"batch {s}: x{v}" for s, v in row.items()))
     for runtime, rate in result.get("explain_rows_per_s", {}).items():
         click.echo(f"reason codes, {runtime} TreeSHAP: {rate:,.0f} rows/s")
+    if "explain_tables" in result:
+        t = result["explain_tables"]
+        click.echo(
+            f"TreeSHAP tables: {t['bytes'] / 1e6:.1f} MB, {t['trees']} of {t['of_trees']} trees"
+        )

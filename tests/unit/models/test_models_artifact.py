@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 from models_testkit import data, fit, fitted
-from riskflow.models import load_model, read_manifest, save_model
-from riskflow.models._artifact import _sha256
 
 from riskflow.errors import ArtifactError
+from riskflow.models import load_model, read_manifest, save_model
+from riskflow.models._artifact import _sha256
 
 
 @pytest.fixture()

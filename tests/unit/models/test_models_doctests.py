@@ -13,6 +13,7 @@ MODULES = [
     "riskflow.models._calibration",
     "riskflow.models._ensemble",
     "riskflow.models._scorer",
+    "riskflow.models._mlp_kernels",
 ]
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from models_testkit import FAST_LGBM, FAST_MLP, data, fit, fitted, split
-from riskflow.models import Calibrator, Ensemble
 
 from riskflow import metrics
+from riskflow.models import Calibrator, Ensemble
 
 
 def test_training_is_reproducible() -> None:

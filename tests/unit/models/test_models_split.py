@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from riskflow.models import TimeSplit, Window, known_labels, parse_time_ms
 
 from riskflow.errors import ConfigError
+from riskflow.models import TimeSplit, Window, known_labels, parse_time_ms
 
 DAY = 86_400_000
 T0 = parse_time_ms("2026-01-01")

@@ -6,10 +6,10 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 from models_testkit import data, split
-from riskflow.models._lgbm import LightGBMMember
-from riskflow.models._trees import Forest
 
 from riskflow.errors import ArtifactError
+from riskflow.models._lgbm import LightGBMMember
+from riskflow.models._trees import Forest
 
 
 def _booster(
