@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -54,7 +54,7 @@ def _fmt(v: float) -> str:
 
 def _frame(
     title: str, xlabel: str, ylabel: str, x0: float, x1: float, y0: float, y1: float, xfmt=_fmt
-) -> tuple[list[str], callable, callable]:  # type: ignore[valid-type]
+) -> tuple[list[str], Callable[[float], float], Callable[[float], float]]:
     pw, ph = _W - _M["l"] - _M["r"], _H - _M["t"] - _M["b"]
     clip = f"plot{next(_ids)}"
     xs = (

@@ -17,6 +17,7 @@ whichever way the data came: this module is the train/serve parity boundary.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -25,7 +26,7 @@ import pandas as pd
 
 from riskflow.schema import CHANNELS, ENTRY_MODES
 
-__all__ = ["TxBatch", "LabelBatch", "hash_keys", "ENTITY_FIELDS"]
+__all__ = ["TxBatch", "LabelBatch", "hash_keys", "hash_each", "ENTITY_FIELDS"]
 
 #: Batch attribute -> canonical field whose value is hashed into that key.
 ENTITY_FIELDS: dict[str, str] = {
@@ -52,11 +53,17 @@ def hash_keys(values: Sequence[Any] | np.ndarray | pd.Series) -> np.ndarray:
     >>> bool(k[0] == k[2] != 0), int(k[1]), int(k[3])
     (True, 0, 0)
     """
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    if isinstance(values, pd.Series) and _is_text(values.dtype):
+        # Text columns (what Parquet loads as): factorized without a Python
+        # object per row (~4x faster on 1M ids); the same codes and texts.
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        texts = np.asarray(uniques, dtype=object)
+    else:
+        codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+        texts = np.array([u if isinstance(u, str) else str(u) for u in uniques], dtype=object)
     if len(codes) == 0:
         return np.zeros(0, dtype=np.uint64)
     # Hash each distinct id once (ids repeat a lot: cards, merchants, ...).
-    texts = np.array([u if isinstance(u, str) else str(u) for u in uniques], dtype=object)
     table = pd.util.hash_array(texts, hash_key=_HASH_KEY, categorize=False) if len(texts) else texts
     table = np.asarray(table, dtype=np.uint64)
     table[table == 0] = 1  # 0 is reserved for "absent"
@@ -65,12 +72,45 @@ def hash_keys(values: Sequence[Any] | np.ndarray | pd.Series) -> np.ndarray:
     return keys
 
 
-def _codes(values: np.ndarray, table: Mapping[str, Any]) -> np.ndarray:
-    out = np.full(len(values), -1, dtype=np.int8)
-    s = pd.Series(values, dtype=object)
-    for name, code in table.items():
-        out[(s == name).to_numpy()] = int(code)
-    return out
+def _is_text(dtype: Any) -> bool:
+    """A pandas string dtype (``str``, ``string``), not ``object``."""
+    return isinstance(dtype, pd.StringDtype)
+
+
+def hash_each(values: Sequence[str | None]) -> np.ndarray:
+    """:func:`hash_keys` of ids that are ``str`` or None, each hashed where it stands.
+
+    The same keys as :func:`hash_keys` (the same hash of the same text)
+    without its factorize step, which pays off only when ids repeat a lot:
+    a stream micro-batch's ids are mostly distinct (measured on the
+    ``standard`` data, 512-record batches: ~5.5 us per transaction for its
+    nine entity columns, against ~6.5 with ``hash_keys`` and ~10 with a
+    dict remembering every id's key).
+
+    >>> bool((hash_each(["a", None, "", "a"]) == hash_keys(["a", None, "", "a"])).all())
+    True
+    """
+    arr = np.array(values, dtype=object).reshape(len(values))
+    if len(arr) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    absent = np.fromiter(map(operator.not_, values), bool, len(arr))  # None or ""
+    if absent.any():
+        arr[absent] = ""
+    keys = np.asarray(pd.util.hash_array(arr, hash_key=_HASH_KEY, categorize=False), np.uint64)
+    keys[keys == 0] = 1  # 0 is reserved for "absent"
+    keys[absent] = 0
+    return keys
+
+
+def _codes(values: Any, table: Mapping[str, Any]) -> np.ndarray:
+    """``table[value]`` per value as int8, -1 for absent or unknown values."""
+    values = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    lut = np.array(
+        [int(table[u]) if isinstance(u, str) and u in table else -1 for u in uniques] + [-1],
+        dtype=np.int8,
+    )
+    return lut[codes]  # code -1 (absent) -> the appended -1
 
 
 def _float(values: Any, n: int) -> np.ndarray:
@@ -111,7 +151,7 @@ class TxBatch(NamedTuple):
     currency: np.ndarray
     bin: np.ndarray
 
-    def __len__(self) -> int:  # type: ignore[override]
+    def __len__(self) -> int:
         return int(self.ts.shape[0])
 
     @classmethod
@@ -123,8 +163,7 @@ class TxBatch(NamedTuple):
             return df[name].to_numpy() if name in df.columns else None
 
         def keys(name: str) -> np.ndarray:
-            v = col(name)
-            return np.zeros(n, dtype=np.uint64) if v is None else hash_keys(v)
+            return hash_keys(df[name]) if name in df.columns else np.zeros(n, dtype=np.uint64)
 
         mcc = col("mcc")
         return cls(
@@ -137,12 +176,12 @@ class TxBatch(NamedTuple):
                 else np.nan_to_num(_float(mcc, n), nan=-1.0).astype(np.int32)
             ),
             channel=np.full(n, -1, np.int8)
-            if col("channel") is None
-            else _codes(col("channel"), CHANNELS),
+            if "channel" not in df.columns
+            else _codes(df["channel"], CHANNELS),
             entry_mode=(
                 np.full(n, -1, np.int8)
-                if col("entry_mode") is None
-                else _codes(col("entry_mode"), ENTRY_MODES)
+                if "entry_mode" not in df.columns
+                else _codes(df["entry_mode"], ENTRY_MODES)
             ),
             lat=_float(col("lat"), n),
             lon=_float(col("lon"), n),
@@ -181,7 +220,7 @@ class LabelBatch(NamedTuple):
     device: np.ndarray
     ip: np.ndarray
 
-    def __len__(self) -> int:  # type: ignore[override]
+    def __len__(self) -> int:
         return int(self.label_time.shape[0])
 
     @classmethod
@@ -196,9 +235,21 @@ class LabelBatch(NamedTuple):
             for c in ("tx_id", "event_time", "amount", *ENTITY_FIELDS.values())
             if c in transactions
         ]
-        merged = labels[["tx_id", "label", "label_time"]].merge(
-            transactions[tx_cols], on="tx_id", how="inner", validate="many_to_one"
-        )
+        # A hash lookup of the labels' ids (what merge(validate=...) did at
+        # ~3x the cost on a million transactions); the same rows, same order.
+        index = pd.Index(transactions["tx_id"])
+        if not index.is_unique:
+            dup = index[index.duplicated()][0]
+            raise ValueError(
+                f"Transaction ids must be unique to join labels to them; {dup!r} appears more "
+                "than once. De-duplicate the transactions (or fix the id column mapping)."
+            )
+        pos = index.get_indexer(labels["tx_id"])
+        found = pos >= 0
+        merged = labels.loc[found, ["tx_id", "label", "label_time"]].reset_index(drop=True)
+        rows = transactions[tx_cols].iloc[pos[found]].reset_index(drop=True)
+        for c in tx_cols[1:]:
+            merged[c] = rows[c]
         merged = merged.sort_values("label_time", kind="stable").reset_index(drop=True)
         return cls.from_frame(merged)
 

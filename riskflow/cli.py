@@ -25,25 +25,67 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "riskflow.commands.produce:produce",
         "Publish a transactions file to the transactions topic.",
     ),
-    "watch": ("riskflow.commands.watch:watch", "Live view of decisions: rate, latency, mix, declines."),
-    "replay": ("riskflow.commands.replay:replay", "Backtest: replay history through features, models, policies."),
-    "train": ("riskflow.commands.train:train", "Train, evaluate and save the fraud model ensemble."),
-    "features": ("riskflow.commands.features:features", "List the feature catalogue (--json for machines)."),
-    "simulate": ("riskflow.commands.simulate:simulate", "Simulate card payments with fraud scenarios, delayed labels and drift."),
-    "worker": ("riskflow.commands.worker:worker", "Stream processor: consume transactions, emit decisions."),
-    "policy": ("riskflow.commands.policy:policy", "Train and evaluate the adaptive-threshold RL agent."),
-    "rules": ("riskflow.commands.rules:rules", "Analyst rules: check a rule file, publish it to workers, show it."),
+    "watch": (
+        "riskflow.commands.watch:watch",
+        "Live view of decisions: rate, latency, mix, declines.",
+    ),
+    "replay": (
+        "riskflow.commands.replay:replay",
+        "Backtest: replay history through features, models, policies.",
+    ),
+    "train": (
+        "riskflow.commands.train:train",
+        "Train, evaluate and save the fraud model ensemble.",
+    ),
+    "features": (
+        "riskflow.commands.features:features",
+        "List the feature catalogue (--json for machines).",
+    ),
+    "simulate": (
+        "riskflow.commands.simulate:simulate",
+        "Simulate card payments with fraud scenarios, delayed labels and drift.",
+    ),
+    "worker": (
+        "riskflow.commands.worker:worker",
+        "Stream processor: consume transactions, emit decisions.",
+    ),
+    "policy": (
+        "riskflow.commands.policy:policy",
+        "Train and evaluate the adaptive-threshold RL agent.",
+    ),
+    "rules": (
+        "riskflow.commands.rules:rules",
+        "Analyst rules: check a rule file, publish it to workers, show it.",
+    ),
     "lists": ("riskflow.commands.lists:lists", "Allow / deny / watch lists: add, remove, show."),
 }
 
 #: name -> ("module:attribute", help) for `riskflow bench NAME`; each prints JSON with --json.
 BENCHMARKS: dict[str, tuple[str, str]] = {
-    "models": ("riskflow.commands.bench_models:models", "Inference tx/s of each model member and the ensemble."),
-    "stream": ("riskflow.commands.bench_stream:stream", "Worker tx/s and end-to-end latency next to a null pipeline."),
-    "features": ("riskflow.commands.features:bench_features", "Feature-engine tx/s vs a pandas baseline."),
-    "simulate": ("riskflow.commands.bench_simulate:simulate", "Simulator tx/s, Parquet writing included."),
-    "rules": ("riskflow.commands.bench_rules:rules", "Scoring time added by 100 active rules (key `overhead`)."),
-    "replay": ("riskflow.commands.bench_replay:replay", "Replay tx/s (features + ensemble + policy) and seconds per stage."),
+    "models": (
+        "riskflow.commands.bench_models:models",
+        "Inference tx/s of each model member and the ensemble.",
+    ),
+    "stream": (
+        "riskflow.commands.bench_stream:stream",
+        "Worker tx/s and end-to-end latency next to a null pipeline.",
+    ),
+    "features": (
+        "riskflow.commands.features:bench_features",
+        "Feature-engine tx/s vs a pandas baseline.",
+    ),
+    "simulate": (
+        "riskflow.commands.bench_simulate:simulate",
+        "Simulator tx/s, Parquet writing included.",
+    ),
+    "rules": (
+        "riskflow.commands.bench_rules:rules",
+        "Scoring time added by 100 active rules (key `overhead`).",
+    ),
+    "replay": (
+        "riskflow.commands.bench_replay:replay",
+        "Replay tx/s (features + ensemble + policy) and seconds per stage.",
+    ),
 }
 
 

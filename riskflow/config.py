@@ -173,7 +173,7 @@ class TopicConfig(_Section):
 
     def topic_configs(self) -> dict[str, str]:
         """Broker-side topic configs for CreateTopics."""
-        out = {"cleanup.policy": self.cleanup_policy}
+        out: dict[str, str] = {"cleanup.policy": self.cleanup_policy}
         if self.retention_ms is not None and self.cleanup_policy != "compact":
             out["retention.ms"] = str(self.retention_ms)
         return out
@@ -253,6 +253,9 @@ class StreamConfig(_Section):
 
     app_id: str = "riskflow-worker"
     max_batch_size: int = Field(512, ge=1, le=100_000)
+    #: Faust engine: how long ``stream.take`` waits to fill a batch. The bulk
+    #: engine takes what arrived while the last batch was decided (``getmany``
+    #: returns at the first record), so there this setting has no effect.
     max_wait_ms: int = Field(5, ge=0, le=60_000)
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "at_least_once"
     #: What a valid transaction gets when scoring fails at runtime.

@@ -19,7 +19,7 @@ import inspect
 import json
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -108,6 +108,7 @@ def replay(
     progress: Progress | None = None,
     rules: Any = None,
     overlap: bool | None = None,
+    score_threads: int | None = None,
     reason_buffer_bytes: int = DEFAULT_REASON_BUFFER_BYTES,
 ) -> ReplayResult:
     """Replay ``dataset`` through the feature engine, every model and every policy.
@@ -128,9 +129,11 @@ def replay(
        recomputed by a second feature pass, which is exact because the engine
        is deterministic.
 
-    With ``overlap`` (default: more than one CPU) the models score one chunk
-    in a worker thread while the engine computes the next: the feature engine
-    still sees the chunks one after another, in order, so every feature,
+    With ``overlap`` (default: more than one CPU) the models score up to
+    ``score_threads`` chunks (default: one per CPU) in worker threads while
+    the engine computes the next (the model kernels release the GIL): the
+    feature engine still sees the chunks one after another, in order, and
+    each chunk's rules and kept rows are handled in order, so every feature,
     score and decision is the same as without it.
 
     Parameters
@@ -149,7 +152,7 @@ def replay(
         A :class:`riskflow.policies.rules.RulesView` (rules + lists), applied
         to every run in the stream's decision order after its policy; each
         run's metrics then carry a ``rules`` table (:func:`~riskflow.policies.rules.backtest.rule_report`).
-    overlap, reason_buffer_bytes
+    overlap, score_threads, reason_buffer_bytes
         Speed only (see above); the results do not depend on them.
     """
     from riskflow.policies import CostModel
@@ -173,6 +176,10 @@ def replay(
     total_steps = n
     if overlap is None:
         overlap = (os.cpu_count() or 1) > 1
+    if score_threads is None:
+        score_threads = max(os.cpu_count() or 1, 1)
+    if score_threads < 1:
+        raise ValueError(f"score_threads must be at least 1. Got {score_threads} instead.")
 
     scores = {name: np.empty(n, dtype=np.float64) for name, _ in models}
     rule_parts: dict[str, list[Any]] = {name: [] for name, _ in models}
@@ -203,12 +210,22 @@ def replay(
                     cursor = end
             yield start, stop, chunk, lb
 
-    def score_chunk(start: int, stop: int, chunk: TxBatch, X: np.ndarray) -> None:
-        for name, model in models:
-            t0 = time.perf_counter()
-            kw = {"timings": timings} if stage[name] else {}
-            scores[name][start:stop] = model.predict_proba(X, **kw)
-            timings["models"] += time.perf_counter() - t0
+    def predict(model: Any, name: str, X: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        # Thread-safe: the model kernels share no scratch state, and each call
+        # gets its own timings dict (merged in order by the caller).
+        own: dict[str, float] = {}
+        t0 = time.perf_counter()
+        p = model.predict_proba(X, timings=own) if stage[name] else model.predict_proba(X)
+        own["models"] = time.perf_counter() - t0
+        return p, own
+
+    def finish(start: int, stop: int, chunk: TxBatch, X: np.ndarray, parts: list[Any]) -> None:
+        # Chunk order: the rules' hits and the kept rows are appended in event order.
+        for (name, _), part in zip(models, parts, strict=True):
+            p, own = part.result() if isinstance(part, Future) else part
+            scores[name][start:stop] = p
+            for key, sec in own.items():
+                timings[key] = timings.get(key, 0.0) + sec
             flag_anyway = None
             if rules is not None:
                 # The stream's own rules stage (RulesView.evaluate), chunk by chunk.
@@ -222,26 +239,31 @@ def replay(
             timings["reasons"] += time.perf_counter() - t0
 
     engine = engine_factory()
-    pending: Future[None] | None = None
+    in_flight: deque[tuple[int, int, TxBatch, np.ndarray, list[Any]]] = deque()
     with contextlib.ExitStack() as stack:
         pool = None
         if overlap:
-            pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="replay-score"))
+            pool = stack.enter_context(
+                ThreadPoolExecutor(score_threads, thread_name_prefix="replay-score")
+            )
         for start, stop, chunk, lb in chunks():
             t0 = time.perf_counter()
             X = engine.process(chunk, lb)
             timings["features"] += time.perf_counter() - t0
             if pool is None:
-                score_chunk(start, stop, chunk, X)
+                finish(start, stop, chunk, X, [predict(m, name, X) for name, m in models])
             else:
-                # At most one chunk in flight: memory stays at two chunks.
-                if pending is not None:
-                    pending.result()
-                pending = pool.submit(score_chunk, start, stop, chunk, X)
+                # The models of up to ``score_threads`` chunks score side by
+                # side while the engine computes the next one; each chunk is
+                # finished in order, so results do not depend on the threads.
+                parts: list[Any] = [pool.submit(predict, m, name, X) for name, m in models]
+                in_flight.append((start, stop, chunk, X, parts))
+                while len(in_flight) > score_threads:
+                    finish(*in_flight.popleft())
             if progress:
                 progress(stop, total_steps)
-        if pending is not None:
-            pending.result()
+        while in_flight:
+            finish(*in_flight.popleft())
 
     runs: list[ReplayRun] = []
     ts = tx.ts
@@ -460,11 +482,14 @@ def _feature_rows(
 
 def _released(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Per transaction: when its (first) label was released (inf: never) and its value (-1: none)."""
-    lab = dataset.labels.drop_duplicates("tx_id", keep="first").set_index("tx_id")
-    ids = dataset.transactions["tx_id"]
-    lt = ids.map(lab["label_time"]).to_numpy(np.float64, na_value=np.inf)
-    y = ids.map(lab["label"]).to_numpy(np.float64, na_value=-1).astype(np.int8)
-    return np.where(np.isnan(lt), np.inf, lt), y
+    lab = dataset.labels.drop_duplicates("tx_id", keep="first")
+    pos = pd.Index(lab["tx_id"]).get_indexer(dataset.transactions["tx_id"])
+    found = pos >= 0
+    lt = np.full(pos.size, np.inf)
+    y = np.full(pos.size, -1, np.int8)
+    lt[found] = lab["label_time"].to_numpy(np.float64, na_value=np.inf)[pos[found]]
+    y[found] = lab["label"].to_numpy(np.float64, na_value=-1).astype(np.int8)[pos[found]]
+    return lt, y
 
 
 def _truth(dataset: Dataset) -> np.ndarray:

@@ -213,10 +213,7 @@ def train(
                 f"{pd.Timestamp(int(ts[0]), unit='ms', tz='UTC')} .. "
                 f"{pd.Timestamp(int(ts[-1]), unit='ms', tz='UTC')}. Adjust --train/--valid/--test."
             )
-    y = {
-        name: known_labels(ids[r], labels, split.label_cutoff(name))
-        for name, r in rows.items()
-    }
+    y = {name: known_labels(ids[r], labels, split.label_cutoff(name)) for name, r in rows.items()}
 
     t = time.perf_counter()
     threads = num_threads or os.cpu_count() or 1

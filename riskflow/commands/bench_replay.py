@@ -35,8 +35,8 @@ REPLAY_DAYS = 28
 #: simulate; separate from the replayed data, as a deployed model would be.
 TRAIN_PRESET = "demo"
 TRAIN_OVERRIDES: dict[str, Any] = {}
-#: A model the size of a production fraud model (as ``riskflow bench models``):
-#: exactly 300 trees of up to 31 leaves, the default (128, 64) MLP.
+#: A model the size of the production default: up to 300 trees (the default
+#: cap, without early stopping) of up to 31 leaves and depth 6, the default MLP.
 BENCH_LGBM: dict[str, Any] = {"num_boost_round": 300, "early_stopping_rounds": 10_000}
 BENCH_MLP: dict[str, Any] = {"max_epochs": 2, "patience": 1}
 #: Stage seconds reported, in order. The replay core (``core``) runs features
@@ -82,6 +82,8 @@ def _ensure_model(
     root: Path, catalogue_hash: str, seed: int, config: Any
 ) -> tuple[Path, float | None]:
     from riskflow import __version__
+    from riskflow.models._lgbm import DEFAULT_LGBM_PARAMS
+    from riskflow.models._mlp import DEFAULT_HIDDEN
     from riskflow.simulate import SimulationConfig, simulate
     from riskflow.train import train
 
@@ -90,6 +92,10 @@ def _ensure_model(
         sim=dataclasses.asdict(sim),
         lgbm=BENCH_LGBM,
         mlp=BENCH_MLP,
+        # The members' own defaults shape the model too: a changed default
+        # must not reuse a model trained under the old one.
+        lgbm_defaults=DEFAULT_LGBM_PARAMS,
+        mlp_hidden=DEFAULT_HIDDEN,
         catalogue=catalogue_hash,
         version=__version__,
     )
@@ -124,6 +130,7 @@ def bench_replay(
     seed: int = 0,
     cache_dir: str | Path = ".cache/bench-replay",
     overlap: bool | None = None,
+    score_threads: int | None = None,
 ) -> dict[str, Any]:
     """Simulate ~``n`` transactions, train (or reuse) a model, time ``repeats`` replays.
 
@@ -167,6 +174,7 @@ def bench_replay(
                 [("static", lambda _m, _s: static)],
                 cost_model=CostModel(),
                 overlap=overlap,
+                score_threads=score_threads,
             )
             write_outputs(result, out_dir, summary={"transactions": f"{n_tx:,}"})
             samples.append({**result.timings_s, "core": result.timings_s["total"]})
@@ -198,6 +206,7 @@ def bench_replay(
         "flagged": int((decision > 0).sum()),
         "second_pass_rows": int(statistics.median(s.get("second_pass_rows", 0.0) for s in samples)),
         "overlap": overlap if overlap is not None else (os.cpu_count() or 1) > 1,
+        "score_threads": score_threads or os.cpu_count() or 1,
         "load_s": round(load_s, 3),
         "simulate_s": None if sim_s is None else round(sim_s, 2),
         "train_s": None if train_s is None else round(train_s, 2),
@@ -226,7 +235,13 @@ def bench_replay(
 @click.option(
     "--overlap/--no-overlap",
     default=None,
-    help="Score in a thread while the engine computes the next chunk (default: if >1 CPU).",
+    help="Score in threads while the engine computes the next chunk (default: if >1 CPU).",
+)
+@click.option(
+    "--score-threads",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Chunks scored side by side with --overlap (default: one per CPU).",
 )
 @click.option(
     "--cache-dir",
@@ -243,6 +258,7 @@ def replay(
     repeats: int,
     seed: int,
     overlap: bool | None,
+    score_threads: int | None,
     cache_dir: str,
     as_json: bool,
 ) -> None:
@@ -253,7 +269,13 @@ def replay(
     """
     config = load_ctx_config(ctx)
     result = bench_replay(
-        config, n=n, repeats=repeats, seed=seed, cache_dir=cache_dir, overlap=overlap
+        config,
+        n=n,
+        repeats=repeats,
+        seed=seed,
+        cache_dir=cache_dir,
+        overlap=overlap,
+        score_threads=score_threads,
     )
     if as_json:
         click.echo(json.dumps(result))

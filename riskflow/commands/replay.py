@@ -134,7 +134,7 @@ def replay(
         load_s = time.perf_counter() - t0
         probe = FeatureEngine(cfg.features)
         dirs = list(model_dirs) or [str(cfg.model.path)]
-        models = []
+        models: list[tuple[str, Any]] = []
         for d in dirs:
             m = load_model(d, expected_catalogue_hash=probe.catalogue_hash)
             models.append((_unique(Path(d).name or "model", [n for n, _ in models]), m))
@@ -169,7 +169,7 @@ def replay(
         paths = write_outputs(result, Path(out_dir), summary=summary, images=images)
     except RiskflowError as exc:
         raise click.ClickException(str(exc)) from None
-    doc = {
+    doc: dict[str, dict[str, Any]] = {
         name: {
             k: r.metrics.get(k)
             for k in (

@@ -7,7 +7,13 @@ import importlib
 
 import pytest
 
-MODULES = ["riskflow.schema", "riskflow.batch", "riskflow.config", "riskflow.security", "riskflow.mapping"]
+MODULES = [
+    "riskflow.schema",
+    "riskflow.batch",
+    "riskflow.config",
+    "riskflow.security",
+    "riskflow.mapping",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from riskflow.features import FeatureEngine
-from riskflow.models import load_model
-from riskflow.policies import CostModel, ThresholdPolicy
 
 from riskflow.batch import LabelBatch, TxBatch
 from riskflow.config import Config
+from riskflow.features import FeatureEngine
+from riskflow.models import load_model
 from riskflow.pipeline import ScoringPipeline
+from riskflow.policies import CostModel, ThresholdPolicy
 from riskflow.replay import ReplayRun, evaluate_run, replay, write_outputs
 from riskflow.simulate import SimulationConfig, simulate
 from riskflow.table import load_dataset
@@ -33,7 +33,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A small simulated history and an ensemble trained on the real feature catalogue."""
     root = tmp_path_factory.mktemp("replay")
     # Short chargeback delays, so the small windows below hold enough known frauds.
-    sim = SimulationConfig(customers=400, days=42, seed=3, fraud_rate=0.03, label_delay_median_days=2.0)
+    sim = SimulationConfig(
+        customers=400, days=42, seed=3, fraud_rate=0.03, label_delay_median_days=2.0
+    )
     simulate(sim, root / "data")
     windows = {
         "train": ("2026-01-05", "2026-01-26"),
@@ -95,6 +97,22 @@ def test_replay_equals_streaming_micro_batches(world: dict) -> None:
     np.testing.assert_array_equal(np.concatenate(scores), run.score)
     np.testing.assert_array_equal(np.concatenate(decisions), run.decision)
     assert (run.decision > 0).any(), "the test needs some reviews or declines to mean something"
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_scoring_threads_change_nothing(world: dict, threads: int) -> None:
+    """Chunks scored side by side (finished in order) give the serial replay's results exactly."""
+    serial = _run(world, chunk_size=1024, overlap=False).runs[0]
+    side = _run(world, chunk_size=1024, overlap=True, score_threads=threads).runs[0]
+    np.testing.assert_array_equal(side.score, serial.score)
+    np.testing.assert_array_equal(side.decision, serial.decision)
+    assert side.reasons == serial.reasons
+    assert (serial.decision > 0).any()
+
+
+def test_score_threads_must_be_positive(world: dict) -> None:
+    with pytest.raises(ValueError, match="score_threads"):
+        _run(world, overlap=True, score_threads=0)
 
 
 def test_outputs_and_report(world: dict, tmp_path: Path) -> None:

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from riskflow.models import TimeSplit, known_labels, load_model
 
 from riskflow.batch import LabelBatch, TxBatch
 from riskflow.config import Config
+from riskflow.models import TimeSplit, known_labels, load_model
 from riskflow.train import train
 
 DAY = 86_400_000
@@ -213,7 +213,17 @@ def test_cli_train_json(trained: tuple, tmp_path: Path, monkeypatch: pytest.Monk
     root, *_ = trained
     monkeypatch.setattr(riskflow.features, "FeatureEngine", lambda cfg: StubEngine(), raising=False)
     out = tmp_path / "cli-model"
-    args = ["train", "--data", str(root / "data"), "--out", str(out), "--gap", "3d", "--threads", "1"]
+    args = [
+        "train",
+        "--data",
+        str(root / "data"),
+        "--out",
+        str(out),
+        "--gap",
+        "3d",
+        "--threads",
+        "1",
+    ]
     args += ["--train", "2026-01-02..2026-01-15", "--valid", "2026-01-18..2026-01-25"]
     args += ["--test", "2026-01-28..2026-02-05", "--calibration", "platt", "--json"]
     res = CliRunner().invoke(main, args, catch_exceptions=False)
