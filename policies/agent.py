@@ -54,10 +54,17 @@ class NumpyActor:
         ``clip`` (PPO: the Gaussian mean clipped to the box) or ``tanh`` (SAC).
     """
 
-    def __init__(self, weights: list[np.ndarray], biases: list[np.ndarray],
-                 activation: str = "tanh", squash: str = "clip") -> None:
+    def __init__(
+        self,
+        weights: list[np.ndarray],
+        biases: list[np.ndarray],
+        activation: str = "tanh",
+        squash: str = "clip",
+    ) -> None:
         if len(weights) != len(biases) or not weights:
-            raise PolicyArtifactError("An actor needs one bias per weight matrix and at least one layer.")
+            raise PolicyArtifactError(
+                "An actor needs one bias per weight matrix and at least one layer."
+            )
         if activation not in _ACT or squash not in ("clip", "tanh"):
             raise PolicyArtifactError(
                 f"Unknown actor activation/squash {activation!r}/{squash!r}; expected tanh|relu and clip|tanh."
@@ -66,9 +73,13 @@ class NumpyActor:
         self.biases = [np.asarray(b, dtype=np.float64) for b in biases]
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             if w.ndim != 2 or b.shape != (w.shape[0],):
-                raise PolicyArtifactError(f"Actor layer {i} has shapes {w.shape}, {b.shape}; expected (out, in), (out,).")
+                raise PolicyArtifactError(
+                    f"Actor layer {i} has shapes {w.shape}, {b.shape}; expected (out, in), (out,)."
+                )
             if i and w.shape[1] != self.weights[i - 1].shape[0]:
-                raise PolicyArtifactError(f"Actor layer {i} takes {w.shape[1]} inputs but the previous layer gives {self.weights[i - 1].shape[0]}.")
+                raise PolicyArtifactError(
+                    f"Actor layer {i} takes {w.shape[1]} inputs but the previous layer gives {self.weights[i - 1].shape[0]}."
+                )
         self.activation = activation
         self.squash = squash
 
@@ -85,9 +96,14 @@ class NumpyActor:
         return np.clip(out, -1.0, 1.0) if self.squash == "clip" else np.tanh(out)
 
 
-def action_to_policy(action: np.ndarray, reference: Reference, max_offset: float,
-                     version: str = "rl", source: str = "rl",
-                     base: ThresholdPolicy | None = None) -> ThresholdPolicy:
+def action_to_policy(
+    action: np.ndarray,
+    reference: Reference,
+    max_offset: float,
+    version: str = "rl",
+    source: str = "rl",
+    base: ThresholdPolicy | None = None,
+) -> ThresholdPolicy:
     """Map an action in [-1, 1]^2 to thresholds: logit offsets from ``base``
     (default: the static thresholds)."""
     a = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
@@ -99,7 +115,9 @@ def action_to_policy(action: np.ndarray, reference: Reference, max_offset: float
 
 
 class Proposer(Protocol):
-    def __call__(self, obs: np.ndarray, window: WindowStats, current: ThresholdPolicy) -> ThresholdPolicy: ...
+    def __call__(
+        self, obs: np.ndarray, window: WindowStats, current: ThresholdPolicy
+    ) -> ThresholdPolicy: ...
 
 
 class StaticProposer:
@@ -108,7 +126,9 @@ class StaticProposer:
     def __init__(self, static: ThresholdPolicy) -> None:
         self.static = static
 
-    def __call__(self, obs: np.ndarray, window: WindowStats, current: ThresholdPolicy) -> ThresholdPolicy:
+    def __call__(
+        self, obs: np.ndarray, window: WindowStats, current: ThresholdPolicy
+    ) -> ThresholdPolicy:
         return self.static
 
 
@@ -118,21 +138,30 @@ class ControllerProposer:
     def __init__(self, controller: RateController) -> None:
         self.controller = controller
 
-    def __call__(self, obs: np.ndarray, window: WindowStats, current: ThresholdPolicy) -> ThresholdPolicy:
+    def __call__(
+        self, obs: np.ndarray, window: WindowStats, current: ThresholdPolicy
+    ) -> ThresholdPolicy:
         return self.controller.propose(window.scores)
 
 
 class ActorProposer:
     """Thresholds from an actor (``obs -> action``), e.g. :class:`NumpyActor`."""
 
-    def __init__(self, actor: Callable[[np.ndarray], np.ndarray], reference: Reference,
-                 max_offset: float = 2.0, version: str = "rl") -> None:
+    def __init__(
+        self,
+        actor: Callable[[np.ndarray], np.ndarray],
+        reference: Reference,
+        max_offset: float = 2.0,
+        version: str = "rl",
+    ) -> None:
         self.actor = actor
         self.reference = reference
         self.max_offset = max_offset
         self.version = version
 
-    def __call__(self, obs: np.ndarray, window: WindowStats, current: ThresholdPolicy) -> ThresholdPolicy:
+    def __call__(
+        self, obs: np.ndarray, window: WindowStats, current: ThresholdPolicy
+    ) -> ThresholdPolicy:
         return action_to_policy(self.actor(obs), self.reference, self.max_offset, self.version)
 
 
@@ -145,17 +174,27 @@ class ResidualProposer:
     fraud wave). Action 0 is the controller itself.
     """
 
-    def __init__(self, actor: Callable[[np.ndarray], np.ndarray], reference: Reference,
-                 controller: RateController, max_offset: float = 2.0, version: str = "rl") -> None:
+    def __init__(
+        self,
+        actor: Callable[[np.ndarray], np.ndarray],
+        reference: Reference,
+        controller: RateController,
+        max_offset: float = 2.0,
+        version: str = "rl",
+    ) -> None:
         self.actor = actor
         self.reference = reference
         self.controller = controller
         self.max_offset = max_offset
         self.version = version
 
-    def __call__(self, obs: np.ndarray, window: WindowStats, current: ThresholdPolicy) -> ThresholdPolicy:
+    def __call__(
+        self, obs: np.ndarray, window: WindowStats, current: ThresholdPolicy
+    ) -> ThresholdPolicy:
         base = self.controller.propose(window.scores)
-        return action_to_policy(self.actor(obs), self.reference, self.max_offset, self.version, base=base)
+        return action_to_policy(
+            self.actor(obs), self.reference, self.max_offset, self.version, base=base
+        )
 
 
 class OnlineAgent:
@@ -201,9 +240,13 @@ class OnlineAgent:
         self.fallback = fallback
         self.version = version
         self.keep_log = keep_log
-        self.builder = ObservationBuilder(reference, cost_model, max_offset,
-                                          self.guardrails.fallback_evidence_delay_ms,
-                                          self.guardrails.fallback_amount_cap)
+        self.builder = ObservationBuilder(
+            reference,
+            cost_model,
+            max_offset,
+            self.guardrails.fallback_evidence_delay_ms,
+            self.guardrails.fallback_amount_cap,
+        )
         self.monitor = FallbackMonitor(self.guardrails)
         self.static = reference.static_policy().with_(version=f"{version}/static", source="static")
         self.current = self.static  # what decides the next interval
@@ -248,14 +291,16 @@ class OnlineAgent:
         else:
             live = self.track
         if self.keep_log:
-            self.log.append({
-                "t": int(t_end),
-                "proposed": (proposal.t_review, proposal.t_decline),
-                "applied": (live.t_review, live.t_decline),
-                "shadow": (self.track.t_review, self.track.t_decline) if self.shadow else None,
-                "fallback": fallback,
-                "guardrails": hits,
-            })
+            self.log.append(
+                {
+                    "t": int(t_end),
+                    "proposed": (proposal.t_review, proposal.t_decline),
+                    "applied": (live.t_review, live.t_decline),
+                    "shadow": (self.track.t_review, self.track.t_decline) if self.shadow else None,
+                    "fallback": fallback,
+                    "guardrails": hits,
+                }
+            )
         self.current = live
         return live
 

@@ -66,14 +66,23 @@ PEAK_TO_MEAN = 1.9
 BASES = ("static", "controller")
 
 
-def capacity_controller(static: ThresholdPolicy, reference: Reference, cost_model: CostModel,
-                        interval_ms: int) -> RateController:
+def capacity_controller(
+    static: ThresholdPolicy, reference: Reference, cost_model: CostModel, interval_ms: int
+) -> RateController:
     """The review-ceiling controller (see :meth:`PolicyArtifact.make_controller`)."""
-    target = PEAK_TO_MEAN * reference.review_rate * reference.tx_per_interval * interval_ms / reference.interval_ms
+    target = (
+        PEAK_TO_MEAN
+        * reference.review_rate
+        * reference.tx_per_interval
+        * interval_ms
+        / reference.interval_ms
+    )
     cap = cost_model.review_capacity_per_hour
     if math.isfinite(cap):
         target = max(target, 0.9 * cap * interval_ms / HOUR_MS)
-    return RateController(static, None, None, window=2, target_reviews_per_interval=target, ceiling=True)
+    return RateController(
+        static, None, None, window=2, target_reviews_per_interval=target, ceiling=True
+    )
 
 
 _UPDATE_FIELDS = ("t_review", "t_decline", "version", "source", "effective_ms")
@@ -89,7 +98,9 @@ def decode_policy_update(value: bytes | str) -> ThresholdPolicy:
     try:
         d = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
-        raise PolicyError(f"A policy update must be a JSON object; got undecodable bytes ({exc}).") from None
+        raise PolicyError(
+            f"A policy update must be a JSON object; got undecodable bytes ({exc})."
+        ) from None
     if not isinstance(d, dict):
         raise PolicyError(f"A policy update must be a JSON object. Got {d!r} instead.")
     return ThresholdPolicy.from_dict({k: d[k] for k in _UPDATE_FIELDS if k in d})
@@ -113,7 +124,9 @@ class PolicyArtifact:
 
     def __post_init__(self) -> None:
         if self.base not in BASES:
-            raise PolicyArtifactError(f"A policy's base must be one of {BASES}. Got {self.base!r} instead.")
+            raise PolicyArtifactError(
+                f"A policy's base must be one of {BASES}. Got {self.base!r} instead."
+            )
 
     def make_controller(self, interval_ms: int) -> OnlineAgent:
         """The target-rate controller baseline built on this artifact's facts.
@@ -130,26 +143,48 @@ class PolicyArtifact:
         junk at night and cost 1.47x static on the stationary stream.)
         """
         if self.reference is None:
-            raise PolicyArtifactError(f"Policy {self.version!r} has no reference facts; it cannot run online.")
+            raise PolicyArtifactError(
+                f"Policy {self.version!r} has no reference facts; it cannot run online."
+            )
         ref = self.reference
         ctrl = capacity_controller(self.static, ref, self.cost_model, interval_ms)
-        return OnlineAgent(ControllerProposer(ctrl), ref, self.cost_model, self.guardrails,
-                           version="controller", fallback=False)
+        return OnlineAgent(
+            ControllerProposer(ctrl),
+            ref,
+            self.cost_model,
+            self.guardrails,
+            version="controller",
+            fallback=False,
+        )
 
     def make_agent(self, *, shadow: bool = False, fallback: bool = True) -> OnlineAgent:
         """A fresh :class:`OnlineAgent` acting with this policy."""
         if self.reference is None:
-            raise PolicyArtifactError(f"Policy {self.version!r} has no reference facts; it cannot run online.")
+            raise PolicyArtifactError(
+                f"Policy {self.version!r} has no reference facts; it cannot run online."
+            )
         proposer: Any
         if self.actor is not None and self.base == "controller":
-            ctrl = capacity_controller(self.static, self.reference, self.cost_model, self.reference.interval_ms)
-            proposer = ResidualProposer(self.actor, self.reference, ctrl, self.max_offset, self.version)
+            ctrl = capacity_controller(
+                self.static, self.reference, self.cost_model, self.reference.interval_ms
+            )
+            proposer = ResidualProposer(
+                self.actor, self.reference, ctrl, self.max_offset, self.version
+            )
         elif self.actor is not None:
             proposer = ActorProposer(self.actor, self.reference, self.max_offset, self.version)
         else:
             proposer = StaticProposer(self.static)
-        return OnlineAgent(proposer, self.reference, self.cost_model, self.guardrails, shadow=shadow,
-                           fallback=fallback, version=self.version, max_offset=self.max_offset)
+        return OnlineAgent(
+            proposer,
+            self.reference,
+            self.cost_model,
+            self.guardrails,
+            shadow=shadow,
+            fallback=fallback,
+            version=self.version,
+            max_offset=self.max_offset,
+        )
 
 
 def _sha(b: bytes) -> str:
@@ -181,13 +216,20 @@ def save_policy(path: str | Path, artifact: PolicyArtifact) -> Path:
     }
     if artifact.actor is not None:
         a = artifact.actor
-        arrays = {f"w{i}": w for i, w in enumerate(a.weights)} | {f"b{i}": b for i, b in enumerate(a.biases)}
+        arrays = {f"w{i}": w for i, w in enumerate(a.weights)} | {
+            f"b{i}": b for i, b in enumerate(a.biases)
+        }
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         data = buf.getvalue()
         (out / "actor.npz").write_bytes(data)
-        doc["actor"] = {"file": "actor.npz", "sha256": _sha(data), "layers": len(a.weights),
-                        "activation": a.activation, "squash": a.squash}
+        doc["actor"] = {
+            "file": "actor.npz",
+            "sha256": _sha(data),
+            "layers": len(a.weights),
+            "activation": a.activation,
+            "squash": a.squash,
+        }
     (out / "policy.json").write_text(json.dumps(doc, indent=2))
     return out
 
@@ -197,11 +239,15 @@ def load_policy(path: str | Path) -> PolicyArtifact:
     p = Path(path)
     f = p / "policy.json" if p.is_dir() else p
     if not f.is_file():
-        raise PolicyArtifactError(f"No policy artifact at {str(p)!r} (policy.json missing); run `riskflow policy train`.")
+        raise PolicyArtifactError(
+            f"No policy artifact at {str(p)!r} (policy.json missing); run `riskflow policy train`."
+        )
     try:
         doc = json.loads(f.read_text())
     except json.JSONDecodeError as exc:
-        raise PolicyArtifactError(f"{str(f)!r} is not valid JSON ({exc}); the artifact is corrupted.") from None
+        raise PolicyArtifactError(
+            f"{str(f)!r} is not valid JSON ({exc}); the artifact is corrupted."
+        ) from None
     if doc.get("format_version") != FORMAT_VERSION:
         raise PolicyArtifactError(
             f"Policy artifact {str(f)!r} has format_version {doc.get('format_version')!r}; this riskflow reads {FORMAT_VERSION}."
@@ -214,11 +260,17 @@ def load_policy(path: str | Path) -> PolicyArtifact:
             raise PolicyArtifactError(f"Actor weights {str(wf)!r} are missing from the artifact.")
         data = wf.read_bytes()
         if _sha(data) != spec["sha256"]:
-            raise PolicyArtifactError(f"Actor weights {str(wf)!r} do not match their SHA-256 in policy.json; the artifact is corrupted.")
+            raise PolicyArtifactError(
+                f"Actor weights {str(wf)!r} do not match their SHA-256 in policy.json; the artifact is corrupted."
+            )
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             n = int(spec["layers"])
-            actor = NumpyActor([z[f"w{i}"] for i in range(n)], [z[f"b{i}"] for i in range(n)],
-                               spec["activation"], spec["squash"])
+            actor = NumpyActor(
+                [z[f"w{i}"] for i in range(n)],
+                [z[f"b{i}"] for i in range(n)],
+                spec["activation"],
+                spec["squash"],
+            )
         if list(doc.get("observation", [])) != list(OBS_NAMES):
             raise PolicyArtifactError(
                 f"Policy {doc.get('version')!r} was trained on observation {doc.get('observation')} "

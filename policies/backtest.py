@@ -82,14 +82,28 @@ class ScoredStream:
 
     def slice_time(self, start_ms: float, stop_ms: float, name: str | None = None) -> ScoredStream:
         sel = (self.ts >= start_ms) & (self.ts < stop_ms)
-        return ScoredStream(self.ts[sel], self.score[sel], self.amount[sel], self.is_fraud[sel],
-                            self.label_time[sel], self.label[sel],
-                            None if self.scenario is None else self.scenario[sel], name or self.name)
+        return ScoredStream(
+            self.ts[sel],
+            self.score[sel],
+            self.amount[sel],
+            self.is_fraud[sel],
+            self.label_time[sel],
+            self.label[sel],
+            None if self.scenario is None else self.scenario[sel],
+            name or self.name,
+        )
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"ts": self.ts, "score": self.score, "amount": self.amount,
-                             "is_fraud": self.is_fraud, "label_time": self.label_time,
-                             "label": self.label})
+        return pd.DataFrame(
+            {
+                "ts": self.ts,
+                "score": self.score,
+                "amount": self.amount,
+                "is_fraud": self.is_fraud,
+                "label_time": self.label_time,
+                "label": self.label,
+            }
+        )
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame, name: str = "stream") -> ScoredStream:
@@ -98,12 +112,21 @@ class ScoredStream:
         lt = np.where(np.isnan(lt), np.inf, lt)
         y = df["is_fraud"].to_numpy(np.int8)
         label = df["label"].to_numpy(np.int8) if "label" in df else np.where(np.isfinite(lt), y, -1)
-        return cls(df["ts"].to_numpy(np.int64), df["score"].to_numpy(np.float64),
-                   df["amount"].to_numpy(np.float64), y, lt, label, None, name)
+        return cls(
+            df["ts"].to_numpy(np.int64),
+            df["score"].to_numpy(np.float64),
+            df["amount"].to_numpy(np.float64),
+            y,
+            lt,
+            label,
+            None,
+            name,
+        )
 
 
-def build_scored_stream(tx: pd.DataFrame, labels: pd.DataFrame, scorer: Scorer,
-                        name: str = "stream") -> ScoredStream:
+def build_scored_stream(
+    tx: pd.DataFrame, labels: pd.DataFrame, scorer: Scorer, name: str = "stream"
+) -> ScoredStream:
     """Simulator output (transactions with ``is_fraud``, labels) scored by ``scorer``."""
     tx = tx.sort_values("event_time", kind="stable").reset_index(drop=True)
     scores = np.asarray(scorer(tx, labels), dtype=np.float64)
@@ -112,21 +135,36 @@ def build_scored_stream(tx: pd.DataFrame, labels: pd.DataFrame, scorer: Scorer,
     lv = tx["tx_id"].map(lab["label"]).to_numpy(np.float64, na_value=-1)
     truth = tx["is_fraud"].to_numpy(np.int8) if "is_fraud" in tx else (lv == 1).astype(np.int8)
     scen = tx["fraud_scenario"].astype(object).to_numpy() if "fraud_scenario" in tx else None
-    return ScoredStream(tx["event_time"].to_numpy(np.int64), scores, tx["amount"].to_numpy(np.float64),
-                        truth, np.where(np.isnan(lt), np.inf, lt), lv.astype(np.int8), scen, name)
+    return ScoredStream(
+        tx["event_time"].to_numpy(np.int64),
+        scores,
+        tx["amount"].to_numpy(np.float64),
+        truth,
+        np.where(np.isnan(lt), np.inf, lt),
+        lv.astype(np.int8),
+        scen,
+        name,
+    )
 
 
 #: Mean score logit shift of each fraud scenario in the synthetic scorer:
 #: how well a model separates it from legitimate payments (legit: N(0, 1)).
 SYNTHETIC_SEPARABILITY: dict[str, float] = {
-    "stolen_card": 3.2, "card_testing": 2.8, "account_takeover": 2.4,
-    "skimming": 2.6, "high_amount": 3.4, "merchant_bustout": 2.5,
+    "stolen_card": 3.2,
+    "card_testing": 2.8,
+    "account_takeover": 2.4,
+    "skimming": 2.6,
+    "high_amount": 3.4,
+    "merchant_bustout": 2.5,
 }
 
 
-def synthetic_scorer(seed: int = 0, base_rate: float = 0.005,
-                     separability: dict[str, float] | None = None,
-                     unseen: dict[str, float] | None = None) -> Scorer:
+def synthetic_scorer(
+    seed: int = 0,
+    base_rate: float = 0.005,
+    separability: dict[str, float] | None = None,
+    unseen: dict[str, float] | None = None,
+) -> Scorer:
     """A calibrated stand-in for the trained ensemble (for tests and until models exist).
 
     Each payment gets a latent ``z ~ N(mu, 1)`` (``mu = 0`` for legitimate
@@ -193,10 +231,17 @@ def model_scorer(model_path: str, feature_config: Any = None, chunk: int = 65_53
 class IntervalReplayer:
     """Walks a :class:`ScoredStream` interval by interval (see module docs)."""
 
-    def __init__(self, stream: ScoredStream, interval_ms: int, cost_model: CostModel,
-                 cost_amount: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        stream: ScoredStream,
+        interval_ms: int,
+        cost_model: CostModel,
+        cost_amount: np.ndarray | None = None,
+    ) -> None:
         if not isinstance(interval_ms, int) or interval_ms < 1000:
-            raise PolicyConfigError(f"The 'interval_ms' parameter must be an int >= 1000. Got {interval_ms!r} instead.")
+            raise PolicyConfigError(
+                f"The 'interval_ms' parameter must be an int >= 1000. Got {interval_ms!r} instead."
+            )
         self.stream = stream
         self.interval_ms = interval_ms
         self.cost_model = cost_model
@@ -232,14 +277,22 @@ class IntervalReplayer:
         d = policy.decide(s.score[sl])
         self.decisions[sl] = d
         self.decided[sl] = True
-        cost = cost_breakdown(d, self.cost_amount[sl], s.is_fraud[sl], s.ts[sl], model=self.cost_model)["total"]
-        rel = self._lab_order[self._lab_bounds[k]: self._lab_bounds[k + 1]]
+        cost = cost_breakdown(
+            d, self.cost_amount[sl], s.is_fraud[sl], s.ts[sl], model=self.cost_model
+        )["total"]
+        rel = self._lab_order[self._lab_bounds[k] : self._lab_bounds[k + 1]]
         # a label can only be released for a payment already decided
         rel = rel[self.decided[rel]]
         w = WindowStats(
-            t_end=int(self.ends[k]), scores=s.score[sl], amounts=s.amount[sl], decisions=d,
-            ts=s.ts[sl], released_label=s.label[rel], released_amount=s.amount[rel],
-            released_score=s.score[rel], released_decision=self.decisions[rel],
+            t_end=int(self.ends[k]),
+            scores=s.score[sl],
+            amounts=s.amount[sl],
+            decisions=d,
+            ts=s.ts[sl],
+            released_label=s.label[rel],
+            released_amount=s.amount[rel],
+            released_score=s.score[rel],
+            released_decision=self.decisions[rel],
         )
         return w, float(cost)
 
@@ -269,9 +322,15 @@ class RunResult:
         }
 
 
-def run_policy(stream: ScoredStream, policy: ThresholdPolicy | OnlineAgent, cost_model: CostModel,
-               *, interval_ms: int = HOUR_MS, audit: Guardrails | None = None,
-               name: str = "policy") -> RunResult:
+def run_policy(
+    stream: ScoredStream,
+    policy: ThresholdPolicy | OnlineAgent,
+    cost_model: CostModel,
+    *,
+    interval_ms: int = HOUR_MS,
+    audit: Guardrails | None = None,
+    name: str = "policy",
+) -> RunResult:
     """Run a fixed policy or an :class:`OnlineAgent` over ``stream``, one interval at a time.
 
     ``audit`` guardrails are checked on what actually ran: each interval's
@@ -290,8 +349,16 @@ def run_policy(stream: ScoredStream, policy: ThresholdPolicy | OnlineAgent, cost
                 viol[v] = viol.get(v, 0) + 1
         prev = live
         w, c = rep.step(k, live)
-        rows.append((int(rep.ends[k]) - interval_ms, live.t_review, live.t_decline, c,
-                     bool(agent is not None and agent.monitor.active), live.source))
+        rows.append(
+            (
+                int(rep.ends[k]) - interval_ms,
+                live.t_review,
+                live.t_decline,
+                c,
+                bool(agent is not None and agent.monitor.active),
+                live.source,
+            )
+        )
         if agent is not None:
             live = agent.step(w)
     d = rep.decisions
@@ -306,8 +373,11 @@ def run_policy(stream: ScoredStream, policy: ThresholdPolicy | OnlineAgent, cost
     cost = cost_breakdown(d, stream.amount, stream.is_fraud, stream.ts, model=cost_model)
     extra: dict[str, Any] = {}
     if agent is not None:
-        extra = {"fallback_intervals": int(thr["fallback"].sum()), "fallback_triggers": agent.monitor.triggers,
-                 "guardrail_interventions": agent.interventions}
+        extra = {
+            "fallback_intervals": int(thr["fallback"].sum()),
+            "fallback_triggers": agent.monitor.triggers,
+            "guardrail_interventions": agent.interventions,
+        }
     return RunResult(name, d.copy(), thr, cost, viol, extra)
 
 

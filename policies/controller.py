@@ -61,8 +61,10 @@ class RateController:
         target_reviews_per_interval: float | None = None,
         ceiling: bool = False,
     ) -> None:
-        for name, v in (("target_review_rate", target_review_rate),
-                        ("target_decline_rate", target_decline_rate)):
+        for name, v in (
+            ("target_review_rate", target_review_rate),
+            ("target_decline_rate", target_decline_rate),
+        ):
             if v is not None and not (isinstance(v, int | float) and 0 <= v < 1):
                 raise bad_param("RateController", name, "None or a number in [0, 1)", v)
         if not isinstance(window, int) or window < 1:

@@ -84,7 +84,9 @@ class CostModel:
         if isinstance(cap, bool) or not isinstance(cap, int | float) or not cap >= 0:
             raise bad_param("CostModel", "review_capacity_per_hour", "a number >= 0 (inf ok)", cap)
         if self.overflow_rule not in OVERFLOW_RULES:
-            raise bad_param("CostModel", "overflow_rule", f"one of {OVERFLOW_RULES}", self.overflow_rule)
+            raise bad_param(
+                "CostModel", "overflow_rule", f"one of {OVERFLOW_RULES}", self.overflow_rule
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -176,7 +178,9 @@ def cost_breakdown(
             cm.margin_rate * a[declined_good].sum() + cm.friction * declined_good.sum()
         ),
         "review_cost": float(cm.review_cost * reviewed.sum()),
-        "overflow_cost": float(cm.overflow_penalty * n_over) if cm.overflow_rule == "penalty" else 0.0,
+        "overflow_cost": float(cm.overflow_penalty * n_over)
+        if cm.overflow_rule == "penalty"
+        else 0.0,
     }
     parts["total"] = float(sum(parts.values()))
     parts.update(

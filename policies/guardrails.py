@@ -94,19 +94,35 @@ class Guardrails:
             if not (isinstance(v, int | float) and 0 <= v <= 1):
                 raise bad_param("Guardrails", name, "a number in [0, 1]", v)
         if self.t_review_min > self.t_review_max or self.t_decline_min > self.t_decline_max:
-            raise bad_param("Guardrails", "t_*_min", "at most the matching t_*_max",
-                            (self.t_review_min, self.t_review_max, self.t_decline_min, self.t_decline_max))
+            raise bad_param(
+                "Guardrails",
+                "t_*_min",
+                "at most the matching t_*_max",
+                (self.t_review_min, self.t_review_max, self.t_decline_min, self.t_decline_max),
+            )
         if not (isinstance(self.max_decline_rate, int | float) and 0 < self.max_decline_rate <= 1):
-            raise bad_param("Guardrails", "max_decline_rate", "a number in (0, 1]", self.max_decline_rate)
-        if not (isinstance(self.decline_rate_headroom, int | float) and 0 < self.decline_rate_headroom <= 1):
-            raise bad_param("Guardrails", "decline_rate_headroom", "a number in (0, 1]", self.decline_rate_headroom)
+            raise bad_param(
+                "Guardrails", "max_decline_rate", "a number in (0, 1]", self.max_decline_rate
+            )
+        if not (
+            isinstance(self.decline_rate_headroom, int | float)
+            and 0 < self.decline_rate_headroom <= 1
+        ):
+            raise bad_param(
+                "Guardrails",
+                "decline_rate_headroom",
+                "a number in (0, 1]",
+                self.decline_rate_headroom,
+            )
         if not (isinstance(self.fallback_margin, int | float) and self.fallback_margin >= 0):
             raise bad_param("Guardrails", "fallback_margin", "a number >= 0", self.fallback_margin)
         cap = self.fallback_amount_cap
         if cap is not None and not (isinstance(cap, int | float) and cap > 0):
             raise bad_param("Guardrails", "fallback_amount_cap", "None or a number > 0", cap)
         if not (isinstance(self.fallback_cooldown, int) and self.fallback_cooldown >= 1):
-            raise bad_param("Guardrails", "fallback_cooldown", "an int >= 1", self.fallback_cooldown)
+            raise bad_param(
+                "Guardrails", "fallback_cooldown", "an int >= 1", self.fallback_cooldown
+            )
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -166,12 +182,16 @@ def check_violations(
     """
     out = []
     if prev is not None:
-        step = max(abs(float(logit(applied.t_review) - logit(prev.t_review))),
-                   abs(float(logit(applied.t_decline) - logit(prev.t_decline))))
+        step = max(
+            abs(float(logit(applied.t_review) - logit(prev.t_review))),
+            abs(float(logit(applied.t_decline) - logit(prev.t_decline))),
+        )
         if step > g.max_step + 1e-6:
             out.append("max_step")
-    if not (g.t_review_min - tol <= applied.t_review <= g.t_review_max + tol
-            and g.t_decline_min - tol <= applied.t_decline <= g.t_decline_max + tol):
+    if not (
+        g.t_review_min - tol <= applied.t_review <= g.t_review_max + tol
+        and g.t_decline_min - tol <= applied.t_decline <= g.t_decline_max + tol
+    ):
         out.append("bounds")
     if decline_rate is not None and decline_rate > g.max_decline_rate + tol:
         out.append("max_decline_rate")
@@ -188,8 +208,12 @@ class FallbackMonitor:
 
     def __init__(self, guardrails: Guardrails) -> None:
         if guardrails.fallback_evidence_delay_ms < 0:
-            raise bad_param("Guardrails", "fallback_evidence_delay_ms", "an int >= 0",
-                            guardrails.fallback_evidence_delay_ms)
+            raise bad_param(
+                "Guardrails",
+                "fallback_evidence_delay_ms",
+                "an int >= 0",
+                guardrails.fallback_evidence_delay_ms,
+            )
         self.guardrails = guardrails
         self.remaining = 0
         self.triggers = 0
@@ -198,7 +222,10 @@ class FallbackMonitor:
         g = self.guardrails
         if self.remaining > 0:
             self.remaining -= 1
-        elif static_cost >= g.fallback_min_cost and agent_cost > (1 + g.fallback_margin) * static_cost:
+        elif (
+            static_cost >= g.fallback_min_cost
+            and agent_cost > (1 + g.fallback_margin) * static_cost
+        ):
             self.remaining = g.fallback_cooldown
             self.triggers += 1
         return self.remaining > 0

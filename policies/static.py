@@ -56,8 +56,12 @@ def optimise_static(
     """
     if not isinstance(grid_size, int) or grid_size < 4:
         raise bad_param("optimise_static", "grid_size", "an int >= 4", grid_size)
-    if max_decline_rate is not None and not (isinstance(max_decline_rate, int | float) and 0 < max_decline_rate <= 1):
-        raise bad_param("optimise_static", "max_decline_rate", "None or a number in (0, 1]", max_decline_rate)
+    if max_decline_rate is not None and not (
+        isinstance(max_decline_rate, int | float) and 0 < max_decline_rate <= 1
+    ):
+        raise bad_param(
+            "optimise_static", "max_decline_rate", "None or a number in (0, 1]", max_decline_rate
+        )
     cm = cost_model if cost_model is not None else CostModel()
     s = np.asarray(scores, dtype=np.float64)
     a = np.asarray(amounts, dtype=np.float64)
@@ -83,15 +87,18 @@ def optimise_static(
     return ThresholdPolicy(min(best[1], 1.0), min(best[2], 1.0), version=version, source="static")
 
 
-def _pair_costs(s: np.ndarray, a: np.ndarray, y: np.ndarray, ts: np.ndarray, grid: np.ndarray,
-                cm: CostModel) -> np.ndarray:
+def _pair_costs(
+    s: np.ndarray, a: np.ndarray, y: np.ndarray, ts: np.ndarray, grid: np.ndarray, cm: CostModel
+) -> np.ndarray:
     """``(G, G)`` total cost of each (t_review=grid[i], t_decline=grid[j]); inf where i > j."""
     c = per_transaction_costs(a, y, cm)
     # bucket b = number of grid values <= score: decisions change only between buckets
     b = np.searchsorted(grid, s, side="right")
     G = grid.size
     per_bucket = np.stack([np.bincount(b, weights=c[:, k], minlength=G + 1) for k in range(3)])
-    cum = np.concatenate([np.zeros((3, 1)), np.cumsum(per_bucket, axis=1)], axis=1)  # sum over b < m
+    cum = np.concatenate(
+        [np.zeros((3, 1)), np.cumsum(per_bucket, axis=1)], axis=1
+    )  # sum over b < m
     # a score is >= grid[i] iff its bucket > i
     below = cum[:, 1 : G + 1]  # [k, i] = sum of cost k over scores < grid[i]
     total = cum[:, -1][:, None]
@@ -103,7 +110,7 @@ def _pair_costs(s: np.ndarray, a: np.ndarray, y: np.ndarray, ts: np.ndarray, gri
     out = approve + review + decline
     cap = cm.review_capacity_per_hour
     if math.isfinite(cap):
-        hour = (ts // HOUR_MS)
+        hour = ts // HOUR_MS
         _, h = np.unique(hour, return_inverse=True)
         counts = np.zeros((h.max() + 1 if h.size else 1, G + 1))
         np.add.at(counts, (h, b), 1.0)
@@ -117,7 +124,7 @@ def _pair_costs(s: np.ndarray, a: np.ndarray, y: np.ndarray, ts: np.ndarray, gri
             out = out + cm.overflow_penalty * over
         else:
             k = 0 if cm.overflow_rule == "approve" else 2
-            n_band = (ge.sum(axis=0)[:, None] - ge.sum(axis=0)[None, :])
+            n_band = ge.sum(axis=0)[:, None] - ge.sum(axis=0)[None, :]
             band_k = below[k][j] - below[k][i]
             mean_spill = np.where(n_band > 0, band_k / np.maximum(n_band, 1), 0.0)
             out = out + over * (mean_spill - cm.review_cost)

@@ -50,8 +50,12 @@ class AgentPolicy:
         Called with each new :class:`ThresholdPolicy` (e.g. produce to the policy topic).
     """
 
-    def __init__(self, agent: OnlineAgent, interval_ms: int = HOUR_MS,
-                 publish: Callable[[ThresholdPolicy], None] | None = None) -> None:
+    def __init__(
+        self,
+        agent: OnlineAgent,
+        interval_ms: int = HOUR_MS,
+        publish: Callable[[ThresholdPolicy], None] | None = None,
+    ) -> None:
         self.agent = agent
         self.interval_ms = int(interval_ms)
         self.publish = publish
@@ -79,8 +83,9 @@ class AgentPolicy:
         """Decide with the live thresholds, without feeding the agent (no event times)."""
         return self.agent.current.decide(scores)
 
-    def decide_batch(self, scores: np.ndarray, ts: np.ndarray,
-                     amounts: np.ndarray | None = None) -> np.ndarray:
+    def decide_batch(
+        self, scores: np.ndarray, ts: np.ndarray, amounts: np.ndarray | None = None
+    ) -> np.ndarray:
         """Decide a batch in event-time order, stepping the agent at each boundary crossed."""
         s = np.asarray(scores, dtype=np.float64)
         t = np.asarray(ts, dtype=np.int64)
@@ -100,24 +105,42 @@ class AgentPolicy:
             i = j
         return out
 
-    def observe_labels(self, label: np.ndarray, amount: np.ndarray, score: np.ndarray,
-                       decision: np.ndarray) -> None:
+    def observe_labels(
+        self, label: np.ndarray, amount: np.ndarray, score: np.ndarray, decision: np.ndarray
+    ) -> None:
         """Labels that just arrived, with the amount, score and decision of their payments."""
-        self._labels.append((np.asarray(label, np.int8), np.asarray(amount, np.float64),
-                             np.asarray(score, np.float64), np.asarray(decision, np.int8)))
+        self._labels.append(
+            (
+                np.asarray(label, np.int8),
+                np.asarray(amount, np.float64),
+                np.asarray(score, np.float64),
+                np.asarray(decision, np.int8),
+            )
+        )
 
     def _close(self) -> None:
         assert self._end is not None
         cat: list[np.ndarray] = (
-            [np.concatenate(x) for x in zip(*self._parts, strict=True)] if self._parts
+            [np.concatenate(x) for x in zip(*self._parts, strict=True)]
+            if self._parts
             else [np.zeros(0), np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int64)]
         )
         lab: list[np.ndarray] = (
-            [np.concatenate(x) for x in zip(*self._labels, strict=True)] if self._labels
+            [np.concatenate(x) for x in zip(*self._labels, strict=True)]
+            if self._labels
             else [np.zeros(0, np.int8), np.zeros(0), np.zeros(0), np.zeros(0, np.int8)]
         )
-        w = WindowStats(self._end, cat[0], cat[1], cat[2].astype(np.int8), cat[3].astype(np.int64),
-                        lab[0], lab[1], lab[2], lab[3])
+        w = WindowStats(
+            self._end,
+            cat[0],
+            cat[1],
+            cat[2].astype(np.int8),
+            cat[3].astype(np.int64),
+            lab[0],
+            lab[1],
+            lab[2],
+            lab[3],
+        )
         self._parts, self._labels = [], []
         new = self.agent.step(w)
         self._end += self.interval_ms

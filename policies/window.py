@@ -107,7 +107,9 @@ class Reference:
             static_t_review=static.t_review,
             static_t_decline=static.t_decline,
             decline_rate=max(float(np.mean(s >= static.t_decline)) if len(s) else 0.0, 1e-4),
-            review_rate=float(np.mean((s >= static.t_review) & (s < static.t_decline))) if len(s) else 0.0,
+            review_rate=float(np.mean((s >= static.t_review) & (s < static.t_decline)))
+            if len(s)
+            else 0.0,
             missed_share=_missed_share(s, np.asarray(is_fraud), static.t_review),
         )
 
@@ -171,8 +173,14 @@ class ObservationBuilder:
         Logit distance from the static thresholds mapped to +-1.
     """
 
-    def __init__(self, reference: Reference, cost_model: CostModel, max_offset: float = 2.0,
-                 evidence_delay_ms: int = 0, evidence_amount_cap: float | None = None) -> None:
+    def __init__(
+        self,
+        reference: Reference,
+        cost_model: CostModel,
+        max_offset: float = 2.0,
+        evidence_delay_ms: int = 0,
+        evidence_amount_cap: float | None = None,
+    ) -> None:
         self.reference = reference
         self.cost_model = cost_model
         self.max_offset = float(max_offset)
@@ -261,8 +269,11 @@ class ObservationBuilder:
         self._cost_agent += (1 - 0.5 ** (1 / 168)) * agent
         self._cost_static += (1 - 0.5 ** (1 / 168)) * static
         if self.evidence_amount_cap is not None:  # the fallback's evidence: amounts winsorised
-            c = per_transaction_costs(np.minimum(w.released_amount, self.evidence_amount_cap),
-                                      w.released_label, self.cost_model)
+            c = per_transaction_costs(
+                np.minimum(w.released_amount, self.evidence_amount_cap),
+                w.released_label,
+                self.cost_model,
+            )
             agent = float(c[rows, np.asarray(w.released_decision, dtype=np.intp)].sum())
             static = float(c[rows, static_d.astype(np.intp)].sum())
         self._fb += (1 - 0.5 ** (1 / 168)) * np.array([agent, static])

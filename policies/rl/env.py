@@ -88,7 +88,9 @@ class ThresholdEnv(gym.Env):
         seed: int | None = None,
     ) -> None:
         if reward not in ("decision", "arrival"):
-            raise PolicyConfigError(f"The 'reward' parameter of ThresholdEnv must be 'decision' or 'arrival'. Got {reward!r} instead.")
+            raise PolicyConfigError(
+                f"The 'reward' parameter of ThresholdEnv must be 'decision' or 'arrival'. Got {reward!r} instead."
+            )
         if not streams:
             raise PolicyConfigError("ThresholdEnv needs at least one scored stream.")
         self.streams = list(streams)
@@ -106,18 +108,29 @@ class ThresholdEnv(gym.Env):
         self.baseline = baseline
         self._ctrl: RateController | None = None
         self._base: ThresholdPolicy | None = None
-        self._replayers = [IntervalReplayer(s, interval_ms, cost_model, a)
-                           for s, a in zip(self.streams, self._reward_amounts(), strict=True)]
+        self._replayers = [
+            IntervalReplayer(s, interval_ms, cost_model, a)
+            for s, a in zip(self.streams, self._reward_amounts(), strict=True)
+        ]
         self._static_cost = [self._static_costs(r) for r in self._replayers]
         self._rng = np.random.default_rng(seed)
-        self.agent = OnlineAgent(StaticProposer(reference.static_policy()), reference, cost_model,
-                                 self.guardrails, fallback=False, max_offset=max_offset, keep_log=False)
+        self.agent = OnlineAgent(
+            StaticProposer(reference.static_policy()),
+            reference,
+            cost_model,
+            self.guardrails,
+            fallback=False,
+            max_offset=max_offset,
+            keep_log=False,
+        )
         self._rep: IntervalReplayer | None = None
         self._k = self._end = 0
         self._si = 0
         for i, r in enumerate(self._replayers):
             if len(r) <= warmup_intervals + 1:
-                raise PolicyConfigError(f"Stream {i} has {len(r)} intervals; it needs more than warmup_intervals + 1 = {warmup_intervals + 1}.")
+                raise PolicyConfigError(
+                    f"Stream {i} has {len(r)} intervals; it needs more than warmup_intervals + 1 = {warmup_intervals + 1}."
+                )
 
     def _reward_amounts(self) -> list[np.ndarray]:
         if self.reward_amount_cap is None:
@@ -125,7 +138,10 @@ class ThresholdEnv(gym.Env):
         cap = float(self.reward_amount_cap)
         fraud = np.concatenate([s.amount[s.is_fraud == 1] for s in self.streams])
         scale = float(fraud.mean() / np.minimum(fraud, cap).mean()) if fraud.size else 1.0
-        return [np.where(s.is_fraud == 1, np.minimum(s.amount, cap) * scale, s.amount) for s in self.streams]
+        return [
+            np.where(s.is_fraud == 1, np.minimum(s.amount, cap) * scale, s.amount)
+            for s in self.streams
+        ]
 
     def _static_costs(self, rep: IntervalReplayer) -> np.ndarray:
         static = self.reference.static_policy()
@@ -135,7 +151,9 @@ class ThresholdEnv(gym.Env):
         rep.reset()
         return out
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         if seed is not None:
             self._rng = np.random.default_rng(seed)
@@ -144,7 +162,11 @@ class ThresholdEnv(gym.Env):
         rep = self._rep = self._replayers[self._si]
         rep.reset()
         n = len(rep)
-        length = n - self.warmup if self.episode_intervals is None else min(self.episode_intervals, n - self.warmup)
+        length = (
+            n - self.warmup
+            if self.episode_intervals is None
+            else min(self.episode_intervals, n - self.warmup)
+        )
         start = int(opts.get("start", self._rng.integers(0, n - self.warmup - length + 1)))
         self.agent.reset()
         static = self.agent.static
@@ -179,8 +201,12 @@ class ThresholdEnv(gym.Env):
         self._advance_baseline(w)
         self._k += 1
         done = self._k >= self._end
-        info = {"cost": cost, "static_cost": float(self._static_cost[self._si][k]),
-                "t_review": live.t_review, "t_decline": live.t_decline}
+        info = {
+            "cost": cost,
+            "static_cost": float(self._static_cost[self._si][k]),
+            "t_review": live.t_review,
+            "t_decline": live.t_decline,
+        }
         return obs.astype(np.float32), float(reward), done, False, info
 
     def _advance_baseline(self, w: WindowStats) -> None:

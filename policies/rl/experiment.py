@@ -54,10 +54,23 @@ from riskflow.policies.static import optimise_static
 from riskflow.policies.window import Reference
 
 #: The simulator's default fraud mix without account takeover (0.8 of the fraud).
-DEFAULT_MIX: dict[str, float] = {"stolen_card": 0.2, "card_testing": 0.2, "skimming": 0.15,
-                                 "high_amount": 0.1, "merchant_bustout": 0.15}
+DEFAULT_MIX: dict[str, float] = {
+    "stolen_card": 0.2,
+    "card_testing": 0.2,
+    "skimming": 0.15,
+    "high_amount": 0.1,
+    "merchant_bustout": 0.15,
+}
 
-__all__ = ["ExperimentConfig", "SCENARIOS", "simulate_stream", "prepare", "train", "evaluate", "plot_run"]
+__all__ = [
+    "ExperimentConfig",
+    "SCENARIOS",
+    "simulate_stream",
+    "prepare",
+    "train",
+    "evaluate",
+    "plot_run",
+]
 
 #: Evaluation scenario -> simulator drift options (``unseen``: scorer option, see
 #: :func:`~riskflow.policies.backtest.synthetic_scorer`). The static policy is fit
@@ -73,10 +86,20 @@ __all__ = ["ExperimentConfig", "SCENARIOS", "simulate_stream", "prepare", "train
 #:   a hindsight oracle gains little on them (see the README).
 SCENARIOS: dict[str, dict[str, Any]] = {
     "stationary": {"drift": "none"},
-    "fraud_spike": {"drift": "fraud_spike", "spike_factor": 5.0, "drift_start_day": 10, "drift_days": 10},
-    "new_scenario": {"drift": "new_scenario", "drift_start_day": 10, "drift_scenario": "account_takeover",
-                     "fraud_rate": 0.008, "scenario_mix": {**DEFAULT_MIX, "account_takeover": 0.8},
-                     "unseen": {"account_takeover": 1.5}},
+    "fraud_spike": {
+        "drift": "fraud_spike",
+        "spike_factor": 5.0,
+        "drift_start_day": 10,
+        "drift_days": 10,
+    },
+    "new_scenario": {
+        "drift": "new_scenario",
+        "drift_start_day": 10,
+        "drift_scenario": "account_takeover",
+        "fraud_rate": 0.008,
+        "scenario_mix": {**DEFAULT_MIX, "account_takeover": 0.8},
+        "unseen": {"account_takeover": 1.5},
+    },
     "volume_shift": {"drift": "volume_shift", "volume_factor": 2.0, "drift_start_day": 10},
     "fraud_spike_mild": {"drift": "fraud_spike", "spike_factor": 3.0},
     "new_scenario_mild": {"drift": "new_scenario"},
@@ -129,8 +152,13 @@ class ExperimentConfig:
         return "ensemble" if self.model_path else "synthetic"
 
 
-def simulate_stream(cfg: ExperimentConfig, seed: int, name: str,
-                    unseen: dict[str, float] | None = None, **drift: Any) -> ScoredStream:
+def simulate_stream(
+    cfg: ExperimentConfig,
+    seed: int,
+    name: str,
+    unseen: dict[str, float] | None = None,
+    **drift: Any,
+) -> ScoredStream:
     """One simulator run, scored by the ensemble (``cfg.model_path``) or the synthetic scorer.
 
     ``unseen`` (synthetic scorer only) gives scenarios the model never learned
@@ -142,21 +170,39 @@ def simulate_stream(cfg: ExperimentConfig, seed: int, name: str,
     chunks = list(iter_chunks(sim))
     tx = pd.concat([c[0] for c in chunks if len(c[0])], ignore_index=True)
     labels = pd.concat([c[1] for c in chunks], ignore_index=True)
-    scorer = model_scorer(cfg.model_path) if cfg.model_path else synthetic_scorer(seed, unseen=unseen)
+    scorer = (
+        model_scorer(cfg.model_path) if cfg.model_path else synthetic_scorer(seed, unseen=unseen)
+    )
     return build_scored_stream(tx, labels, scorer, name)
 
 
-def prepare(validation: ScoredStream, cfg: ExperimentConfig) -> tuple[ThresholdPolicy, Reference, Guardrails]:
+def prepare(
+    validation: ScoredStream, cfg: ExperimentConfig
+) -> tuple[ThresholdPolicy, Reference, Guardrails]:
     """Static thresholds, reference facts and guardrails from the validation stream."""
-    static = optimise_static(validation.score, validation.amount, validation.is_fraud, validation.ts,
-                             cost_model=cfg.cost_model)
+    static = optimise_static(
+        validation.score,
+        validation.amount,
+        validation.is_fraud,
+        validation.ts,
+        cost_model=cfg.cost_model,
+    )
     run = run_policy(validation, static, cfg.cost_model, interval_ms=cfg.interval_ms)
-    ref = Reference.fit(validation.score, validation.is_fraud, validation.ts, static,
-                        run.cost["total"] / max(len(run.thresholds), 1), cfg.interval_ms)
+    ref = Reference.fit(
+        validation.score,
+        validation.is_fraud,
+        validation.ts,
+        static,
+        run.cost["total"] / max(len(run.thresholds), 1),
+        cfg.interval_ms,
+    )
     # The decline-rate cap leaves room for drift (twice the validation rate,
     # at least 3%); threshold bounds keep the static thresholds well inside.
-    guard = Guardrails(max_decline_rate=min(max(0.03, 2 * ref.decline_rate), 1.0),
-                       t_review_min=min(0.001, static.t_review), t_decline_min=min(0.01, static.t_decline))
+    guard = Guardrails(
+        max_decline_rate=min(max(0.03, 2 * ref.decline_rate), 1.0),
+        t_review_min=min(0.001, static.t_review),
+        t_decline_min=min(0.01, static.t_decline),
+    )
     return static, ref, guard
 
 
@@ -173,28 +219,44 @@ def _train_drifts(rng: np.random.Generator, i: int, days: int) -> dict[str, Any]
     start = int(rng.integers(max(days // 14, 1), max(days * 3 // 4, 2)))
     if kind == "fraud_spike":
         d["spike_factor"] = float(rng.uniform(1.5, 8.0))
-        d["drift_days"] = min(int(rng.integers(max(days // 14, 1), max(days // 2, 2))), days - start)
+        d["drift_days"] = min(
+            int(rng.integers(max(days // 14, 1), max(days // 2, 2))), days - start
+        )
         d["drift_start_day"] = start
     elif kind == "volume_shift":
         d["volume_factor"] = float(rng.choice([rng.uniform(0.5, 0.9), rng.uniform(1.2, 3.0)]))
         d["drift_start_day"] = start
     elif kind == "new_scenario":
-        new = str(rng.choice(["account_takeover", "merchant_bustout", "card_testing", "stolen_card"]))
+        new = str(
+            rng.choice(["account_takeover", "merchant_bustout", "card_testing", "stolen_card"])
+        )
         base = {**DEFAULT_MIX, "account_takeover": 0.2}
         extra = float(rng.uniform(0.2, 1.5))  # the new pattern's weight vs the known fraud
-        d.update(drift_start_day=start, drift_scenario=new, scenario_mix={**base, new: extra},
-                 fraud_rate=0.005 * (sum(base.values()) - base[new] + extra) / (sum(base.values()) - base[new]),
-                 unseen={new: float(rng.uniform(0.8, 2.6))})
+        d.update(
+            drift_start_day=start,
+            drift_scenario=new,
+            scenario_mix={**base, new: extra},
+            fraud_rate=0.005
+            * (sum(base.values()) - base[new] + extra)
+            / (sum(base.values()) - base[new]),
+            unseen={new: float(rng.uniform(0.8, 2.6))},
+        )
     return d
 
 
-def relative_cost(streams: list[ScoredStream], agent_factory: Callable[[], OnlineAgent],
-                  static: ThresholdPolicy, cfg: ExperimentConfig) -> float:
+def relative_cost(
+    streams: list[ScoredStream],
+    agent_factory: Callable[[], OnlineAgent],
+    static: ThresholdPolicy,
+    cfg: ExperimentConfig,
+) -> float:
     """Agent cost / static cost, each summed over ``streams`` (a mean of per-stream
     ratios would let one stream's single large fraud swing the choice)."""
     a = b = 0.0
     for s in streams:
-        a += run_policy(s, agent_factory(), cfg.cost_model, interval_ms=cfg.interval_ms).cost["total"]
+        a += run_policy(s, agent_factory(), cfg.cost_model, interval_ms=cfg.interval_ms).cost[
+            "total"
+        ]
         b += run_policy(s, static, cfg.cost_model, interval_ms=cfg.interval_ms).cost["total"]
     return a / b
 
@@ -208,36 +270,78 @@ def train(cfg: ExperimentConfig, out: str | Path, log: Log = print) -> tuple[Pat
     rng = np.random.default_rng(cfg.seed)
     validation = simulate_stream(cfg, 1 + cfg.seed, "validation")
     static, ref, guard = prepare(validation, cfg)
-    log(f"static thresholds {static.t_review:.4f} / {static.t_decline:.4f} ({time.perf_counter() - t0:.0f}s)")
-    train_streams = [simulate_stream(cfg, 100 + cfg.seed * 50 + i, f"train{i}", **_train_drifts(rng, i, cfg.days))
-                     for i in range(cfg.n_train_streams)]
-    select = [simulate_stream(cfg, 200 + cfg.seed * 50 + i, f"select{i}", **_train_drifts(rng, i + 1, cfg.days))
-              for i in range(cfg.n_select_streams)]
-    log(f"{len(train_streams)} training and {len(select)} selection streams ({time.perf_counter() - t0:.0f}s)")
+    log(
+        f"static thresholds {static.t_review:.4f} / {static.t_decline:.4f} ({time.perf_counter() - t0:.0f}s)"
+    )
+    train_streams = [
+        simulate_stream(
+            cfg, 100 + cfg.seed * 50 + i, f"train{i}", **_train_drifts(rng, i, cfg.days)
+        )
+        for i in range(cfg.n_train_streams)
+    ]
+    select = [
+        simulate_stream(
+            cfg, 200 + cfg.seed * 50 + i, f"select{i}", **_train_drifts(rng, i + 1, cfg.days)
+        )
+        for i in range(cfg.n_select_streams)
+    ]
+    log(
+        f"{len(train_streams)} training and {len(select)} selection streams ({time.perf_counter() - t0:.0f}s)"
+    )
     results: dict[str, Any] = {}
     best: tuple[float, str, Any] | None = None
     baseline = None
     if cfg.base == "controller":
+
         def baseline() -> Any:
             return capacity_controller(static, ref, cfg.cost_model, cfg.interval_ms)
+
     for algo in cfg.algos:
-        env = ThresholdEnv(train_streams, ref, cfg.cost_model, guard, interval_ms=cfg.interval_ms,
-                           reward_amount_cap=cfg.reward_amount_cap, baseline=baseline, seed=cfg.seed)
+        env = ThresholdEnv(
+            train_streams,
+            ref,
+            cfg.cost_model,
+            guard,
+            interval_ms=cfg.interval_ms,
+            reward_amount_cap=cfg.reward_amount_cap,
+            baseline=baseline,
+            seed=cfg.seed,
+        )
         _, actor, facts = train_agent(env, algo, cfg.timesteps.get(algo, 20_000), cfg.seed)
-        art = PolicyArtifact("rl", new_version("rl"), static, ref, cfg.cost_model, guard, actor,
-                             env.max_offset, base=cfg.base)
+        art = PolicyArtifact(
+            "rl",
+            new_version("rl"),
+            static,
+            ref,
+            cfg.cost_model,
+            guard,
+            actor,
+            env.max_offset,
+            base=cfg.base,
+        )
         rel = relative_cost(select, art.make_agent, static, cfg)
         facts["selection_cost_vs_static"] = rel
         results[algo] = facts
-        log(f"{algo}: cost {rel:.4f} x static on selection streams ({facts['train_seconds']:.0f}s training)")
+        log(
+            f"{algo}: cost {rel:.4f} x static on selection streams ({facts['train_seconds']:.0f}s training)"
+        )
         if best is None or rel < best[0]:
             best = (rel, algo, art)
     assert best is not None
     art = best[2]
-    art.meta = {"algorithm": best[1], "algorithms": results, "scorer": cfg.scorer_name,
-                "customers": cfg.customers, "days": cfg.days, "interval_ms": cfg.interval_ms,
-                "seed": cfg.seed, "n_train_streams": cfg.n_train_streams, "base": cfg.base,
-                "reward_amount_cap": cfg.reward_amount_cap, "total_seconds": time.perf_counter() - t0}
+    art.meta = {
+        "algorithm": best[1],
+        "algorithms": results,
+        "scorer": cfg.scorer_name,
+        "customers": cfg.customers,
+        "days": cfg.days,
+        "interval_ms": cfg.interval_ms,
+        "seed": cfg.seed,
+        "n_train_streams": cfg.n_train_streams,
+        "base": cfg.base,
+        "reward_amount_cap": cfg.reward_amount_cap,
+        "total_seconds": time.perf_counter() - t0,
+    }
     path = save_policy(out, art)
     log(f"kept {best[1]}; saved {art.version} to {path}")
     return path, art.meta
@@ -254,8 +358,12 @@ def _drift_days(name: str, days: int) -> tuple[int, int] | None:
     return start, start + d.get("drift_days", max(1, days // 5))
 
 
-def oracle_costs(stream: ScoredStream, cfg: ExperimentConfig, drift: tuple[int, int] | None,
-                 guard: Guardrails | None = None) -> dict[str, float]:
+def oracle_costs(
+    stream: ScoredStream,
+    cfg: ExperimentConfig,
+    drift: tuple[int, int] | None,
+    guard: Guardrails | None = None,
+) -> dict[str, float]:
     """Hindsight bounds on one stream (not policies: they see the stream's own truth).
 
     ``hindsight_static``: the best single static pair fit on the stream itself;
@@ -267,22 +375,39 @@ def oracle_costs(stream: ScoredStream, cfg: ExperimentConfig, drift: tuple[int, 
     each part (the guardrail audits it per day, so this relaxation is still a
     bound on what a guarded policy told the regimes could reach).
     """
+
     def fit_cost(sel: np.ndarray, cap: float | None = None) -> float:
         if not sel.any():
             return 0.0
-        p = optimise_static(stream.score[sel], stream.amount[sel], stream.is_fraud[sel], stream.ts[sel],
-                            cost_model=cfg.cost_model, max_decline_rate=cap)
-        return float(cost_breakdown(p.decide(stream.score[sel]), stream.amount[sel], stream.is_fraud[sel],
-                                    stream.ts[sel], model=cfg.cost_model)["total"])
+        p = optimise_static(
+            stream.score[sel],
+            stream.amount[sel],
+            stream.is_fraud[sel],
+            stream.ts[sel],
+            cost_model=cfg.cost_model,
+            max_decline_rate=cap,
+        )
+        return float(
+            cost_breakdown(
+                p.decide(stream.score[sel]),
+                stream.amount[sel],
+                stream.is_fraud[sel],
+                stream.ts[sel],
+                model=cfg.cost_model,
+            )["total"]
+        )
 
     day = (stream.ts - stream.ts[0] // 86_400_000 * 86_400_000) // 86_400_000
     everything = np.ones(len(stream), bool)
     out = {"hindsight_static": fit_cost(everything)}
     inside = (day >= drift[0]) & (day < drift[1]) if drift is not None else ~everything
-    out["hindsight_regime"] = fit_cost(inside) + fit_cost(~inside) if drift is not None else out["hindsight_static"]
+    out["hindsight_regime"] = (
+        fit_cost(inside) + fit_cost(~inside) if drift is not None else out["hindsight_static"]
+    )
     if guard is not None:
-        out["hindsight_regime_guarded"] = (fit_cost(inside, guard.max_decline_rate)
-                                           + fit_cost(~inside, guard.max_decline_rate))
+        out["hindsight_regime_guarded"] = fit_cost(inside, guard.max_decline_rate) + fit_cost(
+            ~inside, guard.max_decline_rate
+        )
     return out
 
 
@@ -299,9 +424,12 @@ def _combine(results: list[RunResult]) -> dict[str, Any]:
     d = np.concatenate([r.decisions for r in results])
     n = max(len(d), 1)
     out: dict[str, Any] = {
-        "total_cost": cost["total"], "cost": cost,
-        "decline_rate": float(np.sum(d == 2) / n), "review_rate": float(np.sum(d == 1) / n),
-        "guardrail_violations": int(sum(viol.values())), "violations_by_kind": viol,
+        "total_cost": cost["total"],
+        "cost": cost,
+        "decline_rate": float(np.sum(d == 2) / n),
+        "review_rate": float(np.sum(d == 1) / n),
+        "guardrail_violations": int(sum(viol.values())),
+        "violations_by_kind": viol,
         "total_cost_per_stream": [r.cost["total"] for r in results],
     }
     for k in ("fallback_intervals", "fallback_triggers", "guardrail_interventions"):
@@ -310,9 +438,14 @@ def _combine(results: list[RunResult]) -> dict[str, Any]:
     return out
 
 
-def evaluate(cfg: ExperimentConfig, policy_path: str | Path, plots_dir: str | Path | None = None,
-             scenarios: tuple[str, ...] = tuple(SCENARIOS), log: Log = print,
-             oracles: bool = True) -> dict[str, Any]:
+def evaluate(
+    cfg: ExperimentConfig,
+    policy_path: str | Path,
+    plots_dir: str | Path | None = None,
+    scenarios: tuple[str, ...] = tuple(SCENARIOS),
+    log: Log = print,
+    oracles: bool = True,
+) -> dict[str, Any]:
     """Static, controller and RL side by side on ``cfg.eval_seeds`` fresh streams per scenario.
 
     The static thresholds are the artifact's: fit on the (stationary)
@@ -324,17 +457,25 @@ def evaluate(cfg: ExperimentConfig, policy_path: str | Path, plots_dir: str | Pa
     assert art.reference is not None
     static, guard = art.static, art.guardrails
     doc: dict[str, Any] = {
-        "policy_version": art.version, "algorithm": (art.meta or {}).get("algorithm"),
-        "scorer": cfg.scorer_name, "cost_model": cfg.cost_model.to_dict(),
+        "policy_version": art.version,
+        "algorithm": (art.meta or {}).get("algorithm"),
+        "scorer": cfg.scorer_name,
+        "cost_model": cfg.cost_model.to_dict(),
         "static_thresholds": [static.t_review, static.t_decline],
         "static_fit_on": "a stationary validation stream (simulator seed 1 + 50 x seed), before any drift",
-        "streams_per_scenario": cfg.eval_seeds, "guardrails": guard.to_dict(),
+        "streams_per_scenario": cfg.eval_seeds,
+        "guardrails": guard.to_dict(),
         "scenarios": {},
     }
     views: list[Any] = []
     images: list[tuple[str, bytes]] = []
     for name in scenarios:
-        per: dict[str, list[RunResult]] = {"static": [], "controller": [], "rl": [], "rl_no_fallback": []}
+        per: dict[str, list[RunResult]] = {
+            "static": [],
+            "controller": [],
+            "rl": [],
+            "rl_no_fallback": [],
+        }
         oracle: dict[str, float] = {}
         n_tx = 0
         first: tuple[ScoredStream, dict[str, RunResult]] | None = None
@@ -344,16 +485,18 @@ def evaluate(cfg: ExperimentConfig, policy_path: str | Path, plots_dir: str | Pa
             seed = 1000 + cfg.seed * 50 + 10 * j + list(SCENARIOS).index(name)
             stream = simulate_stream(cfg, seed, name, **scenario_options(name, cfg.days))
             n_tx += len(stream)
-            runs: dict[str, RunResult] = {
-                "static": run_policy(stream, static, cfg.cost_model, interval_ms=cfg.interval_ms,
-                                     audit=guard, name="static"),
-                "controller": run_policy(stream, art.make_controller(cfg.interval_ms), cfg.cost_model,
-                                         interval_ms=cfg.interval_ms, audit=guard, name="controller"),
-                "rl": run_policy(stream, art.make_agent(), cfg.cost_model, interval_ms=cfg.interval_ms,
-                                 audit=guard, name="rl"),
+            policies = {
+                "static": static,
+                "controller": art.make_controller(cfg.interval_ms),
+                "rl": art.make_agent(),
                 # the same agent without the fallback guardrail: what the fallback costs or saves
-                "rl_no_fallback": run_policy(stream, art.make_agent(fallback=False), cfg.cost_model,
-                                             interval_ms=cfg.interval_ms, audit=guard, name="rl_no_fallback"),
+                "rl_no_fallback": art.make_agent(fallback=False),
+            }
+            runs: dict[str, RunResult] = {
+                k: run_policy(
+                    stream, p, cfg.cost_model, interval_ms=cfg.interval_ms, audit=guard, name=k
+                )
+                for k, p in policies.items()
             }
             for k, r in runs.items():
                 per[k].append(r)
@@ -365,17 +508,33 @@ def evaluate(cfg: ExperimentConfig, policy_path: str | Path, plots_dir: str | Pa
         base = sum(r.cost["total"] for r in per["static"])
         entry: dict[str, Any] = {}
         for k, rs in per.items():
-            entry[k] = {**_combine(rs), "cost_vs_static": sum(r.cost["total"] for r in rs) / base,
-                        "cost_vs_static_per_stream": [r.cost["total"] / b.cost["total"]
-                                                      for r, b in zip(rs, per["static"], strict=True)]}
+            entry[k] = {
+                **_combine(rs),
+                "cost_vs_static": sum(r.cost["total"] for r in rs) / base,
+                "cost_vs_static_per_stream": [
+                    r.cost["total"] / b.cost["total"]
+                    for r, b in zip(rs, per["static"], strict=True)
+                ],
+            }
         if oracles:
-            entry["oracle"] = {k: {"total_cost": v, "cost_vs_static": v / base} for k, v in oracle.items()}
+            entry["oracle"] = {
+                k: {"total_cost": v, "cost_vs_static": v / base} for k, v in oracle.items()
+            }
         entry["n_transactions"] = n_tx
         doc["scenarios"][name] = entry
-        log(f"{name}: " + ", ".join(f"{k} {entry[k]['total_cost']:,.0f} ({entry[k]['cost_vs_static']:.3f}x)"
-                                    for k in per)
-            + ("; oracles " + ", ".join(f"{k} {v['cost_vs_static']:.3f}x" for k, v in entry["oracle"].items())
-               if oracles else ""))
+        log(
+            f"{name}: "
+            + ", ".join(
+                f"{k} {entry[k]['total_cost']:,.0f} ({entry[k]['cost_vs_static']:.3f}x)"
+                for k in per
+            )
+            + (
+                "; oracles "
+                + ", ".join(f"{k} {v['cost_vs_static']:.3f}x" for k, v in entry["oracle"].items())
+                if oracles
+                else ""
+            )
+        )
         if plots_dir is not None and first is not None:
             p = Path(plots_dir)
             p.mkdir(parents=True, exist_ok=True)
@@ -387,9 +546,16 @@ def evaluate(cfg: ExperimentConfig, policy_path: str | Path, plots_dir: str | Pa
     if plots_dir is not None:
         from riskflow.report import render_report
 
-        html = render_report(views, title="riskflow policy evaluation",
-                             summary={"policy_version": art.version, "scorer": cfg.scorer_name,
-                                      "algorithm": doc["algorithm"]}, images=images)
+        html = render_report(
+            views,
+            title="riskflow policy evaluation",
+            summary={
+                "policy_version": art.version,
+                "scorer": cfg.scorer_name,
+                "algorithm": doc["algorithm"],
+            },
+            images=images,
+        )
         (Path(plots_dir) / "report.html").write_text(html)
     return doc
 
@@ -401,19 +567,37 @@ def _run_view(scenario: str, policy: str, r: RunResult, stream: ScoredStream) ->
     day0 = int(stream.ts[0] // 86_400_000 * 86_400_000) if len(stream) else 0
     day = (stream.ts - day0) // 86_400_000
     thr = r.thresholds
-    cost_day = np.bincount((thr["t"].to_numpy(np.int64) - day0) // 86_400_000,
-                           weights=thr["cost"].to_numpy(), minlength=int(day.max()) + 1)
+    cost_day = np.bincount(
+        (thr["t"].to_numpy(np.int64) - day0) // 86_400_000,
+        weights=thr["cost"].to_numpy(),
+        minlength=int(day.max()) + 1,
+    )
     n = np.bincount(day)
-    daily = pd.DataFrame({
-        "day": day0 + 86_400_000 * np.arange(n.size), "n": n, "cost": cost_day[: n.size],
-        "decline_rate": np.bincount(day, weights=r.decisions == 2) / np.maximum(n, 1),
-        "review_rate": np.bincount(day, weights=r.decisions == 1) / np.maximum(n, 1),
-    })
+    daily = pd.DataFrame(
+        {
+            "day": day0 + 86_400_000 * np.arange(n.size),
+            "n": n,
+            "cost": cost_day[: n.size],
+            "decline_rate": np.bincount(day, weights=r.decisions == 2) / np.maximum(n, 1),
+            "review_rate": np.bincount(day, weights=r.decisions == 1) / np.maximum(n, 1),
+        }
+    )
     s = r.summary()
-    metrics = {"cost": r.cost | {"total": r.cost["total"]}, "decline_rate": s["decline_rate"],
-               "review_rate": s["review_rate"]}
-    return RunView(f"{scenario} / {policy}", scenario, policy, metrics, stream.score, stream.is_fraud,
-                   daily, thr.rename(columns={"t": "ts"})[["ts", "t_review", "t_decline"]])
+    metrics = {
+        "cost": r.cost | {"total": r.cost["total"]},
+        "decline_rate": s["decline_rate"],
+        "review_rate": s["review_rate"],
+    }
+    return RunView(
+        f"{scenario} / {policy}",
+        scenario,
+        policy,
+        metrics,
+        stream.score,
+        stream.is_fraud,
+        daily,
+        thr.rename(columns={"t": "ts"})[["ts", "t_review", "t_decline"]],
+    )
 
 
 def plot_run(title: str, runs: dict[str, RunResult]) -> bytes:
@@ -427,7 +611,9 @@ def plot_run(title: str, runs: dict[str, RunResult]) -> bytes:
     for name, r in runs.items():
         t = pd.to_datetime(r.thresholds["t"], unit="ms")
         (line,) = ax1.plot(t, r.thresholds["t_review"], lw=1, label=f"{name} t_review")
-        ax2.plot(t, r.thresholds["t_decline"], lw=1, color=line.get_color(), label=f"{name} t_decline")
+        ax2.plot(
+            t, r.thresholds["t_decline"], lw=1, color=line.get_color(), label=f"{name} t_decline"
+        )
         ax3.plot(t, r.thresholds["cost"].cumsum(), lw=1.5, color=line.get_color(), label=name)
     ax1.set_yscale("log")
     ax2.set_yscale("log")

@@ -16,8 +16,9 @@ __all__ = ["ALGORITHMS", "train_agent", "extract_actor"]
 ALGORITHMS = ("ppo", "sac")
 
 
-def train_agent(env: ThresholdEnv, algo: str = "ppo", timesteps: int = 40_000, seed: int = 0,
-                hidden: int = 32) -> tuple[Any, NumpyActor, dict[str, Any]]:
+def train_agent(
+    env: ThresholdEnv, algo: str = "ppo", timesteps: int = 40_000, seed: int = 0, hidden: int = 32
+) -> tuple[Any, NumpyActor, dict[str, Any]]:
     """Train ``algo`` on ``env``; ``(sb3 model, numpy actor, training facts)``.
 
     Small networks and short horizons: the observation is 14 numbers and the
@@ -32,21 +33,57 @@ def train_agent(env: ThresholdEnv, algo: str = "ppo", timesteps: int = 40_000, s
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     if algo == "ppo":
-        model: Any = PPO("MlpPolicy", env, n_steps=1024, batch_size=256, n_epochs=10, gamma=0.9,
-                         gae_lambda=0.9, learning_rate=3e-4, ent_coef=0.0, clip_range=0.2,
-                         policy_kwargs={"net_arch": {"pi": [hidden, hidden], "vf": [hidden, hidden]},
-                                        "log_std_init": -0.7},
-                         seed=seed, device="cpu", verbose=0)
+        model: Any = PPO(
+            "MlpPolicy",
+            env,
+            n_steps=1024,
+            batch_size=256,
+            n_epochs=10,
+            gamma=0.9,
+            gae_lambda=0.9,
+            learning_rate=3e-4,
+            ent_coef=0.0,
+            clip_range=0.2,
+            policy_kwargs={
+                "net_arch": {"pi": [hidden, hidden], "vf": [hidden, hidden]},
+                "log_std_init": -0.7,
+            },
+            seed=seed,
+            device="cpu",
+            verbose=0,
+        )
     elif algo == "sac":
-        model = SAC("MlpPolicy", env, learning_rate=1e-3, buffer_size=50_000, learning_starts=1000,
-                    batch_size=128, gamma=0.9, train_freq=4, gradient_steps=1,
-                    policy_kwargs={"net_arch": [hidden, hidden]}, seed=seed, device="cpu", verbose=0)
+        model = SAC(
+            "MlpPolicy",
+            env,
+            learning_rate=1e-3,
+            buffer_size=50_000,
+            learning_starts=1000,
+            batch_size=128,
+            gamma=0.9,
+            train_freq=4,
+            gradient_steps=1,
+            policy_kwargs={"net_arch": [hidden, hidden]},
+            seed=seed,
+            device="cpu",
+            verbose=0,
+        )
     else:
-        raise PolicyConfigError(f"The 'algo' parameter must be one of {ALGORITHMS}. Got {algo!r} instead.")
+        raise PolicyConfigError(
+            f"The 'algo' parameter must be one of {ALGORITHMS}. Got {algo!r} instead."
+        )
     model.learn(total_timesteps=timesteps)
     actor = extract_actor(model)
-    return model, actor, {"algo": algo, "timesteps": timesteps, "seed": seed,
-                          "train_seconds": time.perf_counter() - t0}
+    return (
+        model,
+        actor,
+        {
+            "algo": algo,
+            "timesteps": timesteps,
+            "seed": seed,
+            "train_seconds": time.perf_counter() - t0,
+        },
+    )
 
 
 def extract_actor(model: Any) -> NumpyActor:
@@ -67,7 +104,9 @@ def extract_actor(model: Any) -> NumpyActor:
     kinds = {type(m) for m in body if not isinstance(m, nn.Linear)}
     expected = nn.Tanh if act == "tanh" else nn.ReLU
     if kinds - {expected}:
-        raise PolicyConfigError(f"Unsupported actor activations {kinds}; expected {expected.__name__}.")
+        raise PolicyConfigError(
+            f"Unsupported actor activations {kinds}; expected {expected.__name__}."
+        )
     w = [m.weight.detach().cpu().numpy().astype(np.float64) for m in layers]
     b = [m.bias.detach().cpu().numpy().astype(np.float64) for m in layers]
     return NumpyActor(w, b, act, squash)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from riskflow.batch import TxBatch, hash_keys
+from riskflow.batch import ENTITY_FIELDS, TxBatch, hash_keys
 from riskflow.policies.rules._parser import (
     COMPARISONS,
     Binary,
@@ -64,17 +64,7 @@ _TX_NUMBERS = {"amount": "amount", "mcc": "mcc", "lat": "lat", "lon": "lon", "ev
 #: Enum fields -> their name -> code tables.
 _TX_ENUMS: dict[str, Mapping[str, Any]] = {"channel": CHANNELS, "entry_mode": ENTRY_MODES}
 #: Identifier fields -> TxBatch attribute (values compared by their hashed key).
-_TX_KEYS = {
-    "card_token": "card",
-    "customer_id": "customer",
-    "merchant_id": "merchant",
-    "terminal_id": "terminal",
-    "device_id": "device",
-    "ip": "ip",
-    "country": "country",
-    "currency": "currency",
-    "card_bin": "bin",
-}
+_TX_KEYS = {field: attr for attr, field in ENTITY_FIELDS.items()}
 _FIELD_KIND = {f: k for k, f in KIND_FIELDS.items()}
 #: Every transaction field a rule can name.
 TX_FIELDS = (*_TX_NUMBERS, *_TX_ENUMS, *_TX_KEYS)

@@ -21,24 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from riskflow.batch import TxBatch
+from riskflow.batch import ENTITY_FIELDS, TxBatch
 from riskflow.policies.rules import _kernels as K
 from riskflow.policies.rules._compile import Compiled
 
 __all__ = ["Program", "build_program", "run_program", "KEY_ATTRS"]
 
 #: The TxBatch key columns a rule can read, in the kernel's column order (after the enums).
-KEY_ATTRS = (
-    "card",
-    "customer",
-    "merchant",
-    "terminal",
-    "device",
-    "ip",
-    "country",
-    "currency",
-    "bin",
-)
+KEY_ATTRS = tuple(ENTITY_FIELDS)
 _ENUM_ATTRS = ("channel", "entry_mode")
 _NUM_COLUMNS = {"amount": 0, "lat": 1, "lon": 2, "ts": 3}
 _ARITH = {"+": 0, "-": 1, "*": 2, "/": 3, "min": 4, "max": 5}

@@ -10,8 +10,14 @@ from riskflow.policies.backtest import HOUR_MS, ScoredStream
 T0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC
 
 
-def stream(hours: int = 72, per_hour: int = 200, fraud_rate: float = 0.01, seed: int = 0,
-           delay_ms: float = 6 * HOUR_MS, spike: tuple[int, int, float] | None = None) -> ScoredStream:
+def stream(
+    hours: int = 72,
+    per_hour: int = 200,
+    fraud_rate: float = 0.01,
+    seed: int = 0,
+    delay_ms: float = 6 * HOUR_MS,
+    spike: tuple[int, int, float] | None = None,
+) -> ScoredStream:
     """Beta scores conditioned on the label; labels arrive ``delay_ms`` after the payment."""
     rng = np.random.default_rng(seed)
     n = hours * per_hour

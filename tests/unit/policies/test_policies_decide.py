@@ -36,8 +36,10 @@ def test_threshold_policy_validates_and_is_frozen():
 
 
 def test_importing_policies_does_not_import_training_libraries():
-    code = ("import sys, riskflow.policies, riskflow.policies.backtest; "
-            "bad = [m for m in ('gymnasium', 'stable_baselines3', 'torch') if m in sys.modules]; "
-            "print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, riskflow.policies, riskflow.policies.backtest; "
+        "bad = [m for m in ('gymnasium', 'stable_baselines3', 'torch') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -36,8 +36,18 @@ def _with_future_labels_flipped(s: ScoredStream, cut: float) -> ScoredStream:
 def test_env_reveals_no_label_before_its_time(reward):
     s = stream(hours=60, seed=3, delay_ms=3 * HOUR_MS)
     cut = float(s.ts[0] // HOUR_MS * HOUR_MS + 40 * HOUR_MS)
-    envs = [ThresholdEnv([x], reference(s), COST, episode_intervals=None, warmup_intervals=4,
-                         reward=reward, seed=0) for x in (s, _with_future_labels_flipped(s, cut))]
+    envs = [
+        ThresholdEnv(
+            [x],
+            reference(s),
+            COST,
+            episode_intervals=None,
+            warmup_intervals=4,
+            reward=reward,
+            seed=0,
+        )
+        for x in (s, _with_future_labels_flipped(s, cut))
+    ]
     obs = [e.reset(options={"stream": 0, "start": 0})[0] for e in envs]
     np.testing.assert_array_equal(obs[0], obs[1])
     rng = np.random.default_rng(0)
@@ -75,8 +85,15 @@ def test_env_follows_the_gymnasium_api():
 def test_reward_amount_shaping_keeps_the_mean_fraud_amount():
     s = stream(hours=40, seed=2)
     s.amount[np.flatnonzero(s.is_fraud)[:3]] = 1e6  # a few lottery frauds
-    env = ThresholdEnv([s], reference(s), COST, episode_intervals=12, warmup_intervals=4,
-                       reward_amount_cap=1_000.0, seed=0)
+    env = ThresholdEnv(
+        [s],
+        reference(s),
+        COST,
+        episode_intervals=12,
+        warmup_intervals=4,
+        reward_amount_cap=1_000.0,
+        seed=0,
+    )
     shaped = env._replayers[0].cost_amount
     f = s.is_fraud == 1
     assert shaped[f].max() < 1e6
@@ -94,9 +111,13 @@ def test_residual_env_action_zero_follows_the_controller_fed_every_window():
     g = Guardrails(max_step=20.0, max_decline_rate=1.0)
 
     def make() -> RateController:
-        return RateController(ref.static_policy(), None, window=2, target_reviews_per_interval=3.0, ceiling=True)
+        return RateController(
+            ref.static_policy(), None, window=2, target_reviews_per_interval=3.0, ceiling=True
+        )
 
-    env = ThresholdEnv([s], ref, COST, g, episode_intervals=12, warmup_intervals=4, baseline=make, seed=0)
+    env = ThresholdEnv(
+        [s], ref, COST, g, episode_intervals=12, warmup_intervals=4, baseline=make, seed=0
+    )
     env.reset(options={"stream": 0, "start": 0})
     rep, twin = env._replayers[0], make()
     for k in range(4):
@@ -104,7 +125,9 @@ def test_residual_env_action_zero_follows_the_controller_fed_every_window():
     moved = 0
     for k in range(4, 16):
         _, _, done, _, info = env.step(np.zeros(2, np.float32))
-        assert (info["t_review"], info["t_decline"]) == pytest.approx((want.t_review, want.t_decline))
+        assert (info["t_review"], info["t_decline"]) == pytest.approx(
+            (want.t_review, want.t_decline)
+        )
         moved += want.t_review != ref.static_t_review
         want = twin.propose(s.score[rep.rows(k)])
     assert done and moved > 0  # the ceiling did bind: the baseline is not just the static policy

@@ -16,8 +16,14 @@ from riskflow.policies import (
 from riskflow.policies.backtest import run_policy
 from riskflow.policies.decide import logit
 
-G = Guardrails(max_step=0.4, t_review_min=0.01, t_review_max=0.8, t_decline_min=0.3,
-               t_decline_max=0.99, max_decline_rate=0.02)
+G = Guardrails(
+    max_step=0.4,
+    t_review_min=0.01,
+    t_review_max=0.8,
+    t_decline_min=0.3,
+    t_decline_max=0.99,
+    max_decline_rate=0.02,
+)
 
 
 class Adversary:
@@ -36,8 +42,14 @@ class Adversary:
 def test_guardrails_hold_against_an_adversarial_agent(max_offset):
     s = stream(hours=96, seed=2, spike=(40, 60, 5.0))
     ref = reference(s)
-    agent = OnlineAgent(ActorProposer(Adversary(), ref, max_offset), ref, COST, G, max_offset=max_offset,
-                        fallback=False)
+    agent = OnlineAgent(
+        ActorProposer(Adversary(), ref, max_offset),
+        ref,
+        COST,
+        G,
+        max_offset=max_offset,
+        fallback=False,
+    )
     r = run_policy(s, agent, COST, audit=G)
     assert r.violations == {}
     assert r.extra["guardrail_interventions"] > 10  # it did try
@@ -53,11 +65,15 @@ def test_decline_rate_cap_raises_t_decline():
     rng = np.random.default_rng(0)
     recent = rng.random(5000)
     for headroom in (1.0, 0.8):
-        g = Guardrails(max_step=100, t_decline_min=0.01, max_decline_rate=0.05, decline_rate_headroom=headroom)
+        g = Guardrails(
+            max_step=100, t_decline_min=0.01, max_decline_rate=0.05, decline_rate_headroom=headroom
+        )
         p, hits = g.apply(ThresholdPolicy(0.01, 0.02), ThresholdPolicy(0.01, 0.02), recent)
         assert "max_decline_rate" in hits
         assert np.mean(recent >= p.t_decline) <= 0.05 * headroom
-        assert np.mean(recent >= p.t_decline) > 0.05 * headroom - 0.01  # not more conservative than needed
+        assert (
+            np.mean(recent >= p.t_decline) > 0.05 * headroom - 0.01
+        )  # not more conservative than needed
 
 
 def test_check_violations_sees_each_kind():
@@ -81,10 +97,18 @@ def test_fallback_hands_over_to_static_when_agent_costs_too_much():
     # labels arrive within hours, so the observed cost catches a reckless agent
     s = stream(hours=120, seed=4, delay_ms=2 * 3_600_000)
     ref = reference(s)
-    g = Guardrails(max_step=5.0, t_review_min=0.001, t_decline_min=0.001, max_decline_rate=1.0,
-                   fallback_margin=0.1, fallback_cooldown=12,
-                   fallback_evidence_delay_ms=2 * 3_600_000)
-    reckless = ActorProposer(lambda obs: np.array([1.0, 1.0]), ref, 6.0)  # approves nearly all fraud
+    g = Guardrails(
+        max_step=5.0,
+        t_review_min=0.001,
+        t_decline_min=0.001,
+        max_decline_rate=1.0,
+        fallback_margin=0.1,
+        fallback_cooldown=12,
+        fallback_evidence_delay_ms=2 * 3_600_000,
+    )
+    reckless = ActorProposer(
+        lambda obs: np.array([1.0, 1.0]), ref, 6.0
+    )  # approves nearly all fraud
     agent = OnlineAgent(reckless, ref, COST, g, max_offset=6.0)
     r = run_policy(s, agent, COST, audit=g)
     assert agent.monitor.triggers >= 1
@@ -100,7 +124,9 @@ def test_fallback_hands_over_to_static_when_agent_costs_too_much():
 def test_shadow_mode_decides_static_and_logs_the_proposal():
     s = stream(hours=30, seed=5)
     ref = reference(s)
-    agent = OnlineAgent(ActorProposer(lambda obs: np.array([0.5, -0.5]), ref), ref, COST, G, shadow=True)
+    agent = OnlineAgent(
+        ActorProposer(lambda obs: np.array([0.5, -0.5]), ref), ref, COST, G, shadow=True
+    )
     r = run_policy(s, agent, COST)
     assert np.allclose(r.thresholds["t_review"], ref.static_t_review)
     assert all(e["shadow"] is not None for e in agent.log)
@@ -119,8 +145,14 @@ def test_agent_policy_in_batches_matches_the_interval_replay():
     from riskflow.policies.backtest import ScoredStream
 
     s0 = stream(hours=30, seed=8)
-    s = ScoredStream(s0.ts, s0.score, s0.amount, s0.is_fraud, np.full(len(s0), np.inf),
-                     np.full(len(s0), -1, np.int8))
+    s = ScoredStream(
+        s0.ts,
+        s0.score,
+        s0.amount,
+        s0.is_fraud,
+        np.full(len(s0), np.inf),
+        np.full(len(s0), -1, np.int8),
+    )
     ref = reference(s)
 
     def make():
@@ -130,8 +162,12 @@ def test_agent_policy_in_batches_matches_the_interval_replay():
     published = []
     ap = AgentPolicy(make(), publish=published.append)
     cuts = np.sort(np.random.default_rng(0).choice(len(s), 40, replace=False))
-    got = np.concatenate([ap.decide_batch(s.score[a:b], s.ts[a:b], s.amount[a:b])
-                          for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(s)], strict=True)])
+    got = np.concatenate(
+        [
+            ap.decide_batch(s.score[a:b], s.ts[a:b], s.amount[a:b])
+            for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(s)], strict=True)
+        ]
+    )
     np.testing.assert_array_equal(got, want.decisions)
     assert len(published) == len(want.thresholds) - 1
 
@@ -155,8 +191,13 @@ def test_fallback_evidence_winsorises_amounts():
     ref = reference(s)
     # one released fraud of 1,000,000 the agent approved and static would have reviewed
     score = np.array([(ref.static_t_review + ref.static_t_decline) / 2])
-    w = WindowStats(t_end=1, released_label=np.array([1], np.int8), released_amount=np.array([1e6]),
-                    released_score=score, released_decision=np.array([0], np.int8))
+    w = WindowStats(
+        t_end=1,
+        released_label=np.array([1], np.int8),
+        released_amount=np.array([1e6]),
+        released_score=score,
+        released_decision=np.array([0], np.int8),
+    )
     capped = ObservationBuilder(ref, COST, evidence_amount_cap=5_000.0)
     raw = ObservationBuilder(ref, COST)
     capped.update(w, ref.static_policy())
@@ -177,6 +218,11 @@ def test_released_missed_ratio_rises_when_released_frauds_were_scored_low():
     b = ObservationBuilder(ref, COST)
     assert b.observation(ref.static_policy(), 0)[i] == pytest.approx(0.0, abs=1e-6)
     low = np.full(20, ref.static_t_review / 2)  # frauds the static policy approved
-    w = WindowStats(t_end=1, released_label=np.ones(20, np.int8), released_amount=np.full(20, 100.0),
-                    released_score=low, released_decision=np.zeros(20, np.int8))
+    w = WindowStats(
+        t_end=1,
+        released_label=np.ones(20, np.int8),
+        released_amount=np.full(20, 100.0),
+        released_score=low,
+        released_decision=np.zeros(20, np.int8),
+    )
     assert b.update(w, ref.static_policy())[i] > 0.5

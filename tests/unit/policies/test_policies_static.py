@@ -18,7 +18,9 @@ from riskflow.policies.static import threshold_grid
 H = 3_600_000
 
 
-@pytest.mark.parametrize("rule,cap", [("penalty", float("inf")), ("penalty", 6), ("approve", 6), ("decline", 6)])
+@pytest.mark.parametrize(
+    "rule,cap", [("penalty", float("inf")), ("penalty", 6), ("approve", 6), ("decline", 6)]
+)
 def test_static_is_the_best_grid_pair(rule, cap):
     rng = np.random.default_rng(0)
     n = 6000
@@ -29,14 +31,18 @@ def test_static_is_the_best_grid_pair(rule, cap):
     cm = CostModel(review_capacity_per_hour=cap, overflow_rule=rule)
     p = optimise_static(s, a, y, ts, cost_model=cm, grid_size=16)
     grid = threshold_grid(s, 16)
-    best = min(cost_breakdown(decide(s, r, d), a, y, ts, model=cm)["total"]
-               for r, d in itertools.combinations_with_replacement(grid, 2))
+    best = min(
+        cost_breakdown(decide(s, r, d), a, y, ts, model=cm)["total"]
+        for r, d in itertools.combinations_with_replacement(grid, 2)
+    )
     assert cost_breakdown(p.decide(s), a, y, ts, model=cm)["total"] == pytest.approx(best)
 
 
 def test_controller_tracks_review_count():
     rng = np.random.default_rng(1)
-    c = RateController(ThresholdPolicy(0.5, 0.9), None, None, window=1, target_reviews_per_interval=20)
+    c = RateController(
+        ThresholdPolicy(0.5, 0.9), None, None, window=1, target_reviews_per_interval=20
+    )
     for n in (500, 2000):
         s = rng.random(n)
         p = c.propose(s)
@@ -57,8 +63,11 @@ def test_static_under_a_decline_cap_is_the_best_grid_pair_within_it():
     p = optimise_static(s, a, y, ts, cost_model=cm, grid_size=16, max_decline_rate=0.03)
     assert np.mean(s >= p.t_decline) <= 0.03
     grid = threshold_grid(s, 16)
-    best = min(cost_breakdown(decide(s, tr, td), a, y, ts, model=cm)["total"]
-               for tr, td in itertools.product(grid, grid) if tr <= td and np.mean(s >= td) <= 0.03)
+    best = min(
+        cost_breakdown(decide(s, tr, td), a, y, ts, model=cm)["total"]
+        for tr, td in itertools.product(grid, grid)
+        if tr <= td and np.mean(s >= td) <= 0.03
+    )
     assert cost_breakdown(p.decide(s), a, y, ts, model=cm)["total"] == pytest.approx(best)
     with pytest.raises(ValueError, match="max_decline_rate"):
         optimise_static(s, a, y, ts, max_decline_rate=0.0)
