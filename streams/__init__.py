@@ -78,8 +78,16 @@ transaction commit per batch (a few ms: larger ``max_wait_ms`` / batches
 amortise it) and readers must use ``read_committed`` (they see decisions
 only at commit). faust's own exactly-once mode is not used: it picks the
 transactional id by the *output* partition, which only fits co-partitioned
-outputs. Limit: fencing is per instance id; give each worker a distinct,
-stable ``--instance-id``.
+outputs. These transactions are the only writer of the group's offsets:
+the inputs are faust topics with ``acks=False``, so faust never commits them
+(its timer, rebalance and shutdown commits of the acked position could land
+after a transaction and move the offset back). A revocation waits for the
+batch in flight (its transaction commits before the partitions move) and
+batches fetched before it are dropped, to be fetched again by the partitions'
+next owner from the committed offsets. Limits: fencing is per instance id
+(give each worker a distinct, stable ``--instance-id``); a worker stalled past
+the rebalance timeout can commit late, as aiokafka's transactional offset
+commit does not carry the group generation (KIP-447).
 
 Scale-out and cross-entity features
 -----------------------------------
@@ -97,7 +105,10 @@ worker already decided). Labels are followed the same way. Consequences:
   (commit interval 1 s + follow interval 0.25 s); in any parallel run their
   relative order across partitions is arrival order, not one global order;
 * a partition moved in a rebalance always resumes at or after the new
-  owner's replica position, so handover needs no state transfer.
+  owner's replica position, so handover needs no state transfer; the
+  follower reads owned partitions too, so the handover gap (records the
+  previous owner decided since this replica last read them) is replayed
+  off the deciding path within a follow interval, not by the first batch.
 
 Repartition topics per entity (the Kafka Streams way) were not chosen: they
 add one topic and one hop per entity family (seven here) to every decision's
@@ -123,7 +134,8 @@ a few hundred to a few thousand records/s whatever the scorer.
 ``--engine bulk`` (:mod:`.bulk`) runs the very same worker (processor,
 transactions, snapshots, gap replay, replica, policy follower, metrics,
 health) but takes each micro-batch from one aiokafka group consumer's
-``getmany(max_records=max_batch_size, timeout_ms=max_wait_ms)`` and serves
+``getmany(max_records=max_batch_size)`` (what arrived while the last batch
+was decided; ``max_wait_ms`` is the faust engine's) and serves
 ``/metrics`` and ``/health`` with aiohttp; it commits offsets after each
 batch's output (at-least-once) or inside its transaction (exactly-once).
 Every integration test runs on both engines. ``riskflow bench stream`` uses
@@ -132,10 +144,11 @@ Every integration test runs on both engines. ``riskflow bench stream`` uses
 Per-record cost
 ---------------
 What the worker does per record outside scoring is kept to C-speed
-builtins and numba: a batch is validated column by column
-(:mod:`._columns`; the exact per-record validator runs only when a batch
-holds something unusual, and names each bad record's error), entity keys are
-remembered per id (:class:`._batch.KeyCache`), output partitions come from
+builtins and numba: a batch is decoded by msgspec into typed structs and
+validated column by column (:mod:`._columns`; the exact per-record validator
+runs only when a batch holds something unusual, and names each bad record's
+error), a batch's entity keys are hashed in one call
+(:func:`riskflow.batch.hash_each`), output partitions come from
 one compiled murmur2 pass (:mod:`._partition`), metrics are observed per
 batch, and BLAS / torch are pinned to ``model.num_threads`` threads (one by
 default). Exactly-once commits one transaction per batch: batching

@@ -12,7 +12,10 @@ otherwise):
 2. **drain rate**: ``n`` transactions are written before the worker starts;
    after a warm-up slice (JIT, group join, first batches) the rate at which
    the worker's group commits offsets through the backlog. Batches are full
-   here, so this is an upper bound, not a sustained rate.
+   here, so this is an upper bound, not a sustained rate. Over the same
+   window: the worker process's CPU time and each stage's time per
+   transaction (``drain_*_us_per_tx``, from ``/proc`` and ``/metrics``), so
+   what the worker spends outside its timed stages is a measured figure.
 3. **max sustained throughput**: transactions are offered at fixed rates
    (starting just below the drain rate) for ``sustain_seconds`` each; a rate
    is sustained when the producer delivered it and the group's lag (end
@@ -469,8 +472,11 @@ async def _measure(
     async with _Lag(config, topic, group, n_partitions) as lag:
         t_first = await lag.wait_committed(_WARMUP, timeout, proc)
         first = await lag.committed()
+        at_first = _usage(proc.pid, port)
         t_last = await lag.wait_committed(_WARMUP + n, timeout, proc)
+        at_last = _usage(proc.pid, port)
         out["drain_tx_per_s"] = round((_WARMUP + n - first) / max(t_last - t_first, 1e-9))
+        out.update(_drain_costs(at_first, at_last, _WARMUP + n - first, t_last - t_first))
         trials: list[dict[str, Any]] = []
         rate = max(500, int(out["drain_tx_per_s"] * 0.9) // 500 * 500)
         async with _Sender(config, topic, n_partitions, linger_ms=0) as sender:
@@ -568,47 +574,149 @@ async def _sustain(
     }
 
 
-def _worker_metrics(port: int) -> dict[str, Any]:
-    """Fallback count and mean stage times (ms per batch) from the worker's /metrics."""
+def _scrape(port: int) -> str | None:
+    """The worker's ``/metrics`` text, or None if it does not answer."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            text = r.read().decode()
+            return str(r.read().decode())
     except OSError:
-        return {}
-    fallback = 0.0
-    sums: dict[str, float] = {}
-    counts: dict[str, float] = {}
+        return None
+
+
+def _sums(text: str) -> dict[str, float]:
+    """The samples this bench reads from a ``/metrics`` text, by flat name.
+
+    ``fallback`` (decisions), ``stage.<stage>`` / ``stage_count.<stage>`` (the
+    stage-time histogram's ms sum and count), ``batch_size_sum`` and
+    ``batch_size_count``.
+
+    >>> _sums('riskflow_stage_ms_sum{stage="model"} 12.5\\nriskflow_batch_size_count 3.0')
+    {'stage.model': 12.5, 'batch_size_count': 3.0}
+    """
+    got: dict[str, float] = {}
     for ln in text.splitlines():
+        value = ln.rsplit(" ", 1)[-1]
         if ln.startswith("riskflow_fallback_decisions_total"):
-            fallback += float(ln.split()[-1])
-        for kind, into in (("_sum{", sums), ("_count{", counts)):
-            if ln.startswith("riskflow_stage_ms" + kind):
-                stage = ln.split('stage="', 1)[1].split('"', 1)[0]
-                into[stage] = float(ln.split()[-1])
-    stages = {k: round(sums[k] / counts[k], 3) for k in sums if counts.get(k)}
-    size = {
-        ln.split()[0]: float(ln.split()[-1])
-        for ln in text.splitlines()
-        if ln.startswith(("riskflow_batch_size_sum ", "riskflow_batch_size_count "))
-    }
-    batches = size.get("riskflow_batch_size_count", 0.0)
+            got["fallback"] = got.get("fallback", 0.0) + float(value)
+        elif ln.startswith(("riskflow_stage_ms_sum{", "riskflow_stage_ms_count{")):
+            stage = ln.split('stage="', 1)[1].split('"', 1)[0]
+            kind = "stage." if ln.startswith("riskflow_stage_ms_sum{") else "stage_count."
+            got[kind + stage] = float(value)
+        elif ln.startswith(("riskflow_batch_size_sum ", "riskflow_batch_size_count ")):
+            got[ln.split()[0].removeprefix("riskflow_")] = float(value)
+    return got
+
+
+def _worker_metrics(port: int) -> dict[str, Any]:
+    """Fallback count and mean stage times (ms per batch) from the worker's /metrics."""
+    text = _scrape(port)
+    if text is None:
+        return {}
+    got = _sums(text)
+    stages = {}
+    for key, ms in got.items():
+        stage = key.removeprefix("stage.")
+        if stage != key and got.get(f"stage_count.{stage}"):
+            stages[stage] = round(ms / got[f"stage_count.{stage}"], 3)
+    batches = got.get("batch_size_count", 0.0)
     return {
-        "fallback_decisions": fallback,
+        "fallback_decisions": got.get("fallback", 0.0),
         # Means over every batch of the run (full ones in the drain, small ones when paced).
         "stage_ms_per_batch": stages,
-        "mean_batch_size": round(size["riskflow_batch_size_sum"] / batches, 1) if batches else None,
+        "mean_batch_size": round(got["batch_size_sum"] / batches, 1) if batches else None,
     }
+
+
+def _usage(pid: int, port: int) -> dict[str, float]:
+    """The worker's CPU seconds so far and its stage / batch-size histogram sums.
+
+    ``cpu_s`` is user + system time of every thread of the process,
+    ``loop_run_s`` / ``loop_wait_s`` the main thread's (the event loop's)
+    time on a CPU and time runnable but waiting for one (``/proc``, Linux;
+    absent elsewhere). Stage sums are ms, ``batch_size_*`` the histogram's
+    sum and count.
+    """
+    got: dict[str, float] = {}
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        got["cpu_s"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open(f"/proc/{pid}/schedstat") as fh:  # ns on CPU, ns waiting on a run queue
+            run_ns, wait_ns = fh.read().split()[:2]
+        got["loop_run_s"], got["loop_wait_s"] = int(run_ns) / 1e9, int(wait_ns) / 1e9
+    text = _scrape(port)
+    if text is not None:
+        got.update(_sums(text))
+    return got
+
+
+def _drain_costs(
+    before: dict[str, float], after: dict[str, float], tx: int, wall_s: float
+) -> dict[str, Any]:
+    """Per transaction of the drain window: the worker's CPU, each stage's time, the rest.
+
+    The run-wide ``stage_ms_per_batch`` mixes the drain's full batches with
+    the paced phases' small ones; these figures cover only the drain.
+    ``drain_worker_cpu_us_per_tx`` minus the stages' sum is the CPU the worker
+    spends outside them (Kafka client, encoding, commits, checkpoints, other
+    threads); the stages' times are wall time on the event loop, so on a
+    loaded machine they hold some waiting for a CPU. The event loop's wall
+    time per transaction splits into ``on_cpu`` (running), ``runqueue``
+    (runnable, waiting for a CPU: other processes) and ``idle`` (the rest:
+    waiting for the broker's acks, commits and fetches).
+
+    >>> c = _drain_costs({"cpu_s": 1.0, "loop_run_s": 1.0, "loop_wait_s": 0.0,
+    ...                   "stage.model": 10.0, "batch_size_sum": 0.0, "batch_size_count": 0.0},
+    ...                  {"cpu_s": 3.0, "loop_run_s": 2.5, "loop_wait_s": 0.5,
+    ...                   "stage.model": 1010.0, "batch_size_sum": 10000.0,
+    ...                   "batch_size_count": 20.0}, 10_000, 2.5)
+    >>> c["drain_worker_cpu_us_per_tx"], c["drain_stage_us_per_tx"], c["drain_mean_batch_size"]
+    (200.0, {'model': 100.0}, 500.0)
+    >>> c["drain_outside_stages_us_per_tx"], c["drain_loop_us_per_tx"]
+    (100.0, {'wall': 250.0, 'on_cpu': 150.0, 'runqueue': 50.0, 'idle': 50.0})
+    """
+    out: dict[str, Any] = {}
+    if tx <= 0:
+        return out
+
+    def per_tx(key: str, scale: float = 1e6) -> float | None:
+        if key not in before or key not in after:
+            return None
+        return round((after[key] - before[key]) * scale / tx, 1)
+
+    cpu = per_tx("cpu_s")
+    if cpu is not None:
+        out["drain_worker_cpu_us_per_tx"] = cpu
+    stages = {
+        k.removeprefix("stage."): per_tx(k, 1e3)
+        for k in sorted(after)
+        if k.startswith("stage.") and k in before
+    }
+    if stages:
+        out["drain_stage_us_per_tx"] = stages
+        if cpu is not None:
+            out["drain_outside_stages_us_per_tx"] = round(cpu - sum(stages.values()), 1)  # type: ignore[arg-type]
+    run, wait = per_tx("loop_run_s"), per_tx("loop_wait_s")
+    if run is not None and wait is not None:
+        wall = round(wall_s * 1e6 / tx, 1)
+        out["drain_loop_us_per_tx"] = {
+            "wall": wall,
+            "on_cpu": run,
+            "runqueue": wait,
+            "idle": round(wall - run - wait, 1),
+        }
+    batches = after.get("batch_size_count", 0.0) - before.get("batch_size_count", 0.0)
+    if batches > 0:
+        size = after.get("batch_size_sum", 0.0) - before.get("batch_size_sum", 0.0)
+        out["drain_mean_batch_size"] = round(size / batches, 1)
+    return out
 
 
 def _histogram(port: int, name: str) -> dict[float, float]:
     """Cumulative bucket counts (upper bound -> count) of a worker histogram."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            text = r.read().decode()
-    except OSError:
-        return {}
-    out = {}
-    for ln in text.splitlines():
+    out: dict[float, float] = {}
+    for ln in (_scrape(port) or "").splitlines():
         if ln.startswith(name + "_bucket{"):
             le = ln.split('le="', 1)[1].split('"', 1)[0]
             out[float(le)] = float(ln.split()[-1])

@@ -20,6 +20,7 @@ without a broker.
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import time
 from collections import OrderedDict
@@ -34,8 +35,9 @@ from riskflow.batch import LabelBatch, TxBatch
 from riskflow.errors import ValidationError
 from riskflow.pipeline import DECISION_NAMES, DecisionBatch
 from riskflow.schema import parse_label, parse_transaction
-from riskflow.streams._batch import KeyCache, tx_batch
+from riskflow.streams._batch import tx_batch
 from riskflow.streams._columns import fast_tx_batch
+from riskflow.streams._lookup import Lookup
 
 __all__ = [
     "InRecord",
@@ -121,6 +123,55 @@ def dead_letter(rec: InRecord, error: dict[str, Any]) -> tuple[bytes | None, byt
     return rec.key, orjson.dumps(body)
 
 
+def decision_records(
+    batch: DecisionBatch, kept: Sequence[InRecord], ts: np.ndarray
+) -> list[dict[str, Any]]:
+    """The decisions topic's messages: :meth:`DecisionBatch.to_records` plus the source.
+
+    Each record adds ``event_time``, ``source`` (input partition and offset)
+    and ``source_ts_ms``, the input record's Kafka timestamp, from which
+    readers (riskflow watch, the benchmark) measure end-to-end latency; a
+    score that is not finite is ``None``. Built in one pass from the batch's
+    columns (``to_records`` then a second loop per record cost 6 us per
+    transaction, as much as encoding them).
+
+    >>> b = DecisionBatch(np.array(["t1"], dtype=object), np.array([np.nan]),
+    ...                   np.array([2], dtype=np.int8), [[]], "m1", "p1")
+    >>> d = decision_records(b, [InRecord("tx", 3, 9, 5, None, b"")], np.array([7]))[0]
+    >>> d["decision"], d["score"], d["source"], d["event_time"], d["source_ts_ms"]
+    ('decline', None, {'partition': 3, 'offset': 9}, 7, 5)
+    """
+    names = _DECISION_NAMES[batch.decision].tolist()
+    scores = batch.score.tolist()
+    finite = np.isfinite(batch.score)
+    if not finite.all():
+        scores = [s if ok else None for s, ok in zip(scores, finite.tolist(), strict=True)]
+    mv, pv, fb, rv = batch.model_version, batch.policy_version, batch.fallback, batch.rules_version
+    timings = {k: round(v, 4) for k, v in batch.timings_ms.items()}
+    return [
+        {
+            "tx_id": tx_id,
+            "decision": name,
+            "score": score,
+            "reasons": reasons,
+            "model_version": mv,
+            "policy_version": pv,
+            "fallback": fb,
+            "rules_version": rv,
+            "timings_ms": timings,
+            "event_time": t,
+            "source": {"partition": rec.partition, "offset": rec.offset},
+            "source_ts_ms": rec.timestamp_ms,
+        }
+        for tx_id, name, score, reasons, t, rec in zip(
+            batch.tx_id.tolist(), names, scores, batch.reasons, ts.tolist(), kept, strict=True
+        )
+    ]
+
+
+_DECISION_NAMES = np.asarray(DECISION_NAMES, dtype=object)
+
+
 def _pos_key(topic: str, partition: int) -> str:
     return f"{topic}/{partition}"
 
@@ -166,7 +217,7 @@ class StreamProcessor:
         self.waiting_labels = waiting_labels
         #: "topic/partition" -> next offset reflected in the state.
         self.positions: dict[str, int] = {}
-        self._lookup: OrderedDict[str, tuple[float, ...]] = OrderedDict()
+        self._lookup = Lookup(lookup_size, len(_LOOKUP_FIELDS) - 2)
         self._pending: list[tuple[str, int, int, tuple[float, ...]]] = []
         #: tx_id -> (arrival number, label_time, label) of labels whose
         #: transaction is not known yet; oldest tx_id first.
@@ -175,7 +226,6 @@ class StreamProcessor:
         self._label_seq = 0
         #: Labels given up on: their transaction never came while they waited.
         self.labels_unmatched = 0
-        self._keys = KeyCache()
 
     # -- input filtering -------------------------------------------------------
 
@@ -234,7 +284,7 @@ class StreamProcessor:
         if not new:
             return None, []
         last = {(r.topic, r.partition): r.offset for r in new}
-        tx = fast_tx_batch([r.value for r in new], self._keys)
+        tx = fast_tx_batch([r.value for r in new])
         if tx is not None:  # every record plainly valid (the usual case)
             for (topic, part), offset in last.items():
                 self.positions[_pos_key(topic, part)] = offset + 1
@@ -259,13 +309,9 @@ class StreamProcessor:
         return (tx_batch(good) if good else None), kept
 
     def _remember(self, tx: TxBatch) -> None:
-        lookup = self._lookup
-        # One C-level zip instead of a tuple built per transaction in Python.
-        rows = zip(*(getattr(tx, f).tolist() for f in _LOOKUP_FIELDS), strict=True)
         ids = tx.tx_id.tolist()
-        lookup.update(zip(ids, rows, strict=True))
-        while len(lookup) > self.lookup_size:
-            lookup.popitem(last=False)
+        keys = np.column_stack([getattr(tx, f) for f in _LOOKUP_FIELDS[2:]])
+        self._lookup.add(ids, tx.ts, tx.amount, keys)
         if self._waiting:
             self._join_waiting(ids)
 
@@ -295,6 +341,14 @@ class StreamProcessor:
             _, labs = self._waiting.popitem(last=False)
             self._n_waiting -= len(labs)
             self.labels_unmatched += len(labs)
+
+    def _scoring(self) -> Scoring:
+        if self.scoring is None:
+            raise RuntimeError(
+                "This StreamProcessor was built without scoring (StreamProcessor(None) only "
+                "tracks offsets); pass a Scoring to decide, snapshot or restore."
+            )
+        return self.scoring
 
     @property
     def labels_waiting(self) -> int:
@@ -341,10 +395,10 @@ class StreamProcessor:
         labels = self._take_labels()
         self._remember(tx)
         if not emit:
-            self.scoring.advance(tx, labels)
+            self._scoring().advance(tx, labels)
             return out
         try:
-            batch = self.scoring.score_batch(tx, labels)
+            batch = self._scoring().score_batch(tx, labels)
             if len(batch) != len(tx):
                 raise RuntimeError(
                     f"scoring returned {len(batch)} decisions for {len(tx)} transactions"
@@ -354,16 +408,7 @@ class StreamProcessor:
             batch = self._fallback(tx, exc)
             out.fallback = len(tx)
         out.timings_ms.update(batch.timings_ms)
-        recs = batch.to_records()
-        for d, rec, ts in zip(recs, kept, tx.ts.tolist(), strict=True):
-            d["event_time"] = ts
-            d["source"] = {"partition": rec.partition, "offset": rec.offset}
-            # The input record's Kafka timestamp: readers (riskflow watch, the
-            # benchmark) measure end-to-end latency from it.
-            d["source_ts_ms"] = rec.timestamp_ms
-            if d["score"] is not None and not np.isfinite(d["score"]):
-                d["score"] = None
-        out.decisions = recs
+        out.decisions = decision_records(batch, kept, tx.ts)
         return out
 
     def _fallback(self, tx: TxBatch, exc: BaseException) -> DecisionBatch:
@@ -415,22 +460,29 @@ class StreamProcessor:
 
     def snapshot(self) -> bytes:
         """State and the input positions it reflects, as one blob (no pickle)."""
-        return b"".join(self.snapshot_later()())
+        return self.snapshot_later()()
 
-    def snapshot_later(self) -> Callable[[], list[bytes]]:
-        """Capture the state now (copies); serialise it, as :meth:`snapshot`'s pieces, when called.
+    def prepare_snapshot(self) -> None:
+        """Work :meth:`snapshot_later` can have done ahead, in a thread (the scoring's buffers)."""
+        prepare = getattr(self.scoring, "prepare_snapshot", None)
+        if prepare is not None:
+            prepare()
 
-        The worker calls the result in a thread so deciding goes on while
-        hundreds of MB are serialised and written; the capture is consistent
-        with :attr:`positions` at the time of this call.
+    def snapshot_later(self) -> SnapshotCapture:
+        """Capture the state now (copies); serialise it, as :meth:`snapshot`'s bytes, when called.
+
+        The worker writes the result to its snapshot file in a thread
+        (``write(fh)``) so deciding goes on while hundreds of MB are written;
+        the capture is consistent with :attr:`positions` at the time of this
+        call.
         """
         later = getattr(self.scoring, "snapshot_later", None)
         if later is not None:
             engine = later()
         else:
-            data = self.scoring.snapshot()  # type: ignore[union-attr]
+            data = self._scoring().snapshot()
             engine = lambda: data  # noqa: E731
-        lookup = dict(self._lookup)
+        lookup = self._lookup.capture()
         head = {
             "version": SNAPSHOT_VERSION,
             "positions": dict(self.positions),
@@ -445,25 +497,16 @@ class StreamProcessor:
             ],
         }
 
-        def serialise() -> list[bytes]:
-            ids = list(lookup)
-            n = len(ids)
-            # Columns by one C-level transposition of the rows.
-            cols = list(zip(*lookup.values(), strict=True)) or [()] * len(_LOOKUP_FIELDS)
-            ts = np.asarray(cols[0], dtype=np.int64).reshape(n)
-            amount = np.asarray(cols[1], dtype=np.float64).reshape(n)
-            keys = np.asarray(cols[2:], dtype=np.uint64).reshape(len(_LOOKUP_FIELDS) - 2, n)
-            keys = np.ascontiguousarray(keys.T)  # (an empty lookup: labels only, so far)
-            parts = [
+        def own_parts() -> list[bytes]:
+            ids, ts, amount, keys = lookup()
+            return [
                 orjson.dumps({**head, "lookup_ids": ids}),
                 ts.tobytes(),
                 amount.tobytes(),
                 keys.tobytes(),
-                engine(),
             ]
-            return [piece for p in parts for piece in (len(p).to_bytes(8, "little"), p)]
 
-        return serialise
+        return SnapshotCapture(own_parts, engine)
 
     def restore(self, data: bytes) -> None:
         """Load a :meth:`snapshot` (from this or an identically configured worker)."""
@@ -482,13 +525,15 @@ class StreamProcessor:
                 f"Snapshot layout version {head.get('version')!r} is not {SNAPSHOT_VERSION}; "
                 "delete the state directory to rebuild state from the topics."
             )
-        self.scoring.restore(parts[4])
-        ts = np.frombuffer(parts[1], np.int64).tolist()
-        amount = np.frombuffer(parts[2], np.float64).tolist()
-        keys = np.frombuffer(parts[3], np.uint64).reshape(len(ts), len(_LOOKUP_FIELDS) - 2).tolist()
+        self._scoring().restore(parts[4])
+        ids = head["lookup_ids"]
         self.positions = {k: int(v) for k, v in head["positions"].items()}
-        self._lookup = OrderedDict(
-            (i, (t, a, *k)) for i, t, a, k in zip(head["lookup_ids"], ts, amount, keys, strict=True)
+        self._lookup = Lookup.from_columns(
+            self.lookup_size,
+            ids,
+            np.frombuffer(parts[1], np.int64),
+            np.frombuffer(parts[2], np.float64),
+            np.frombuffer(parts[3], np.uint64).reshape(len(ids), len(_LOOKUP_FIELDS) - 2),
         )
         self._pending = [(t, int(lt), int(lab), _row(r)) for t, lt, lab, r in head["pending"]]
         self.labels_unmatched = int(head["labels_unmatched"])
@@ -498,6 +543,43 @@ class StreamProcessor:
             self._waiting.setdefault(t, []).append((self._label_seq, int(lt), int(lab)))
             self._label_seq += 1
         self._n_waiting = self._label_seq
+
+
+class SnapshotCapture:
+    """A captured processor state: ``()`` gives the snapshot's bytes, ``write(fh)`` writes them.
+
+    A snapshot is five length-prefixed parts (the processor's header and
+    lookup columns, then the scoring's state). ``write`` streams the scoring's
+    part to the file when its capture can (the feature engine's
+    ``StateCapture.write``) instead of building it in memory first.
+    """
+
+    def __init__(self, own_parts: Callable[[], list[bytes]], engine: Callable[[], bytes]) -> None:
+        self._own_parts = own_parts
+        self._engine = engine
+
+    def __call__(self) -> bytes:
+        buf = io.BytesIO()
+        self.write(buf)
+        return buf.getvalue()
+
+    def write(self, fh: Any) -> None:
+        parts = self._own_parts()
+        write = getattr(self._engine, "write", None)
+        if write is None:
+            parts.append(self._engine())
+        for p in parts:
+            fh.write(len(p).to_bytes(8, "little"))
+            fh.write(p)
+        if write is None:
+            return
+        at = fh.tell()
+        fh.write(bytes(8))  # the length, once known
+        write(fh)
+        end = fh.tell()
+        fh.seek(at)
+        fh.write((end - at - 8).to_bytes(8, "little"))
+        fh.seek(end)
 
 
 def _num(x: Any) -> Any:

@@ -21,6 +21,7 @@ from riskflow.pipeline import DecisionBatch, ScoringPipeline
 
 __all__ = ["PipelineScoring", "Thresholds", "load_scoring"]
 
+
 class Thresholds:
     """Two thresholds: score >= t_decline declines, >= t_review reviews, else approves.
 
@@ -67,6 +68,12 @@ class PipelineScoring:
             return lambda: data
         return later()
 
+    def prepare_snapshot(self) -> None:
+        """Let the engine make its capture buffers ready (in a thread, before :meth:`snapshot_later`)."""
+        prepare = getattr(self.pipeline.engine, "prepare_capture", None)
+        if prepare is not None:
+            prepare()
+
     def restore(self, data: bytes) -> None:
         eng: Any = self.pipeline.engine
         self.pipeline.engine = type(eng).restore(
@@ -78,7 +85,7 @@ class PipelineScoring:
         if value is None:
             return None
         try:
-            from riskflow.policies import decode_policy_update  # type: ignore[attr-defined]
+            from riskflow.policies import decode_policy_update
         except ImportError:
             d = orjson.loads(value)
             update: Any = Thresholds(
@@ -114,7 +121,7 @@ def load_scoring(config: Config) -> PipelineScoring:
         num_threads=config.model.num_threads,
     )
     try:
-        from riskflow.policies import ThresholdPolicy  # type: ignore[attr-defined]
+        from riskflow.policies import ThresholdPolicy
 
         policy: Any = ThresholdPolicy(config.policy.t_review, config.policy.t_decline)
     except ImportError:
@@ -125,5 +132,3 @@ def load_scoring(config: Config) -> PipelineScoring:
 
         rules = LiveRules(engine.feature_names, RuleSet.load(config.rules.path))
     return PipelineScoring(ScoringPipeline(engine, model, policy, rules=rules))
-
-

@@ -361,11 +361,25 @@ def build() -> dict[str, Any]:
     )
     d = d.with_panel(
         ts(
-            "Labels without a known transaction",
+            "Labels waiting for their transaction, and dropped",
             "short",
-            q(f"max by (instance) (riskflow_labels_unmatched{{{SEL}}})", "{{instance}}"),
+            q(
+                f"max by (instance) (riskflow_labels_waiting{{{SEL}}})",
+                "waiting {{instance}}",
+            ),
+            q(
+                f"max by (instance) (riskflow_labels_unmatched{{{SEL}}})",
+                "dropped {{instance}}",
+                "B",
+            ),
             w=12,
-            desc="Labels whose tx_id the worker's lookup did not know (older than the lookup, or never seen).",
+            desc=(
+                "Waiting: labels that arrived before their transaction reached this worker "
+                "(bounded by stream.waiting_labels, kept in the snapshot). Dropped: the oldest "
+                "waiting labels, pushed out at that bound, whose transaction never came. A "
+                "waiting count stuck at the bound with dropped rising means labels whose tx_id "
+                "matches no transaction (another stream's labels, or ids mapped differently)."
+            ),
         )
     )
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+from typing import Any
 
 import click
 
 from riskflow.cli import load_ctx_config
 
 
-def _load_factory(spec: str):  # type: ignore[no-untyped-def]
+def _load_factory(spec: str) -> Any:
     module, _, attr = spec.partition(":")
     if not attr:
         raise click.BadParameter(f"{spec!r} is not module:function", param_hint="--scorer")

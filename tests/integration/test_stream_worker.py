@@ -3,10 +3,13 @@
 The worker scores with :class:`riskflow.streams.reference.CountingScorer`
 (deterministic per-card features carried in the reason codes), so the
 decisions of a stream can be compared with an offline run of the same scorer.
+Set ``RISKFLOW_TEST_LOGLEVEL=info`` to get the workers' rebalance and replay logs
+in their log files (under each test's ``tmp_path/state``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import os
 import signal
@@ -75,6 +78,19 @@ def offline(records: list[dict[str, Any]], **policy: float) -> dict[str, dict[st
     return {d["tx_id"]: _card_view(d) for d in batch.to_records()}
 
 
+def assert_all_decided(
+    decisions: list[dict[str, Any]], records: list[dict[str, Any]], guarantee: str
+) -> None:
+    """Every record decided with an uninterrupted run's card features; once, if exactly-once."""
+    ids = collections.Counter(d["tx_id"] for d in decisions)
+    assert set(ids) == {r["tx_id"] for r in records}, "a transaction went undecided"
+    if guarantee == "exactly_once":
+        assert max(ids.values()) == 1, "a read_committed reader saw a tx_id twice"
+    expected = offline(records)
+    for d in decisions:  # duplicates (at-least-once) must carry the same features
+        assert _card_view(d) == expected[d["tx_id"]], d["tx_id"]
+
+
 def _card_view(d: dict[str, Any]) -> dict[str, Any]:
     # Per-card features and score depend only on the card's own order, which
     # Kafka keeps (one partition per card); merchant counts depend on how
@@ -118,6 +134,7 @@ class Worker:
         instance: str = "0",
         checkpoint: float = 2.0,
         engine: str = "faust",
+        scorer: str = "riskflow.streams.reference:counting_scorer",
     ) -> None:
         self.port = _free_port()
         self.log = Path(env["RISKFLOW_STREAM__STATE_DIR"]) / f"worker-{instance}-{self.port}.log"
@@ -128,7 +145,7 @@ class Worker:
                 RISKFLOW,
                 "worker",
                 "--scorer",
-                "riskflow.streams.reference:counting_scorer",
+                scorer,
                 "--instance-id",
                 instance,
                 "--web-port",
@@ -137,6 +154,8 @@ class Worker:
                 str(checkpoint),
                 "--engine",
                 engine,
+                "--loglevel",
+                os.environ.get("RISKFLOW_TEST_LOGLEVEL", "warning"),
             ],
             env=env,
             stdout=self._fh,
@@ -321,13 +340,7 @@ def test_kill9_restart_keeps_features_and_decides_everything(
     finally:
         w2.stop()
 
-    ids = collections.Counter(d["tx_id"] for d in decisions)
-    assert set(ids) == {r["tx_id"] for r in records}, "a transaction went undecided"
-    if guarantee == "exactly_once":
-        assert max(ids.values()) == 1, "a read_committed reader saw a tx_id twice"
-    expected = offline(records)
-    for d in decisions:  # duplicates (at-least-once) must carry the same features
-        assert _card_view(d) == expected[d["tx_id"]], d["tx_id"]
+    assert_all_decided(decisions, records, guarantee)
     replayed = [
         ln for ln in metrics.splitlines() if ln.startswith("riskflow_gap_replayed_records_total")
     ]
@@ -419,14 +432,7 @@ def test_two_workers_share_cross_entity_features_and_labels(
         decisions = read_decisions(
             consume, topics["decisions"], n_rounds * per_round, timeout=20, settle=1.0
         )
-        per_worker = [
-            sum(
-                float(ln.split()[-1])
-                for ln in w.metrics().splitlines()
-                if ln.startswith("riskflow_decisions_total")
-            )
-            for w in workers
-        ]
+        per_worker = [_decided(w) for w in workers]
     finally:
         for w in workers:
             w.stop()
@@ -517,6 +523,176 @@ def test_labels_before_their_transactions_wait_through_kill9(
     assert card == {k: v["card_frauds"] for k, v in expected.items()}
 
 
+def _decided(w: Worker) -> float:
+    return sum(
+        float(ln.split()[-1])
+        for ln in w.metrics().splitlines()
+        if ln.startswith("riskflow_decisions_total")
+    )
+
+
+def _wait(
+    what: str, cond: Callable[[], bool], timeout: float, detail: Callable[[], str] = str
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {detail()}"
+        time.sleep(0.2)
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+@ENGINES
+def test_rebalances_mid_stream_keep_features_and_decide_everything(
+    kafka_bootstrap: str,
+    stream_env: Any,
+    consume: Callable[..., list[Any]],
+    guarantee: str,
+    engine: str,
+) -> None:
+    """A second worker joins mid-stream, then the first leaves, while records flow.
+
+    Each rebalance moves partitions between live workers: the new owner must
+    start from the group's committed offsets with state that already holds
+    everything before them (the replica it follows), so every transaction is
+    decided with the features of an uninterrupted run, and under exactly-once
+    a read_committed reader sees each tx_id once.
+    """
+    env, topics = stream_env
+    env["RISKFLOW_STREAM__PROCESSING_GUARANTEE"] = guarantee
+    make_topics(kafka_bootstrap, topics, partitions=4)
+    records = [tx(i) for i in range(40_000)]
+    items = tx_items(records)
+    stop_producing = threading.Event()
+    produced = [0]
+
+    def flowing() -> None:
+        # ~250 tx/s until told to stop: records are in flight through the
+        # join, while both workers own partitions, and through the leave.
+        while not stop_producing.is_set() and produced[0] < len(items):
+            produce(kafka_bootstrap, topics["transactions"], items[produced[0] : produced[0] + 50])
+            produced[0] += 50
+            time.sleep(0.2)
+
+    iso = {"isolation_level": "read_committed"}
+
+    def n_decided() -> int:
+        return len(consume(topics["decisions"], 10**9, timeout=0.5, **iso))
+
+    producer = threading.Thread(target=flowing, daemon=True)
+    a = Worker(env, instance="a", engine=engine)
+    b: Worker | None = None
+    try:
+        a.wait_ready()
+        producer.start()
+        _wait("600 decisions from the first worker", lambda: n_decided() >= 600, 40, a.metrics)
+        b = Worker(env, instance="b", engine=engine)
+        b.wait_ready(60)  # ready = assigned: the join's rebalance is done
+        time.sleep(2.0)  # both decide
+        decided_by_a = _decided(a)
+        a.stop()  # SIGTERM: a graceful leave, the group rebalances again
+        time.sleep(2.0)  # the second worker owns everything
+        stop_producing.set()
+        producer.join(30)
+        records = records[: produced[0]]
+        decisions = read_decisions(
+            consume, topics["decisions"], len(records), timeout=60, settle=2.0, **iso
+        )
+        decided_by_b = _decided(b)
+        # Drained: the lag gauge (what RiskflowStalled alerts on) reads 0 on
+        # every partition, handed-over ones included.
+        lag = f'riskflow_consumer_lag{{partition="%d",topic="{topics["transactions"]}"}}'
+        _wait(
+            "the lag gauge to drain",
+            lambda: all(_metric(b, lag % p) == 0 for p in range(4)),
+            15,
+            b.metrics,
+        )
+    finally:
+        stop_producing.set()
+        a.stop()
+        if b is not None:
+            b.stop()
+    assert decided_by_a > 0 and decided_by_b > 0, (decided_by_a, decided_by_b)
+    assert_all_decided(decisions, records, guarantee)
+
+
+def slow_commit_scorer(config: Any) -> Any:
+    """``--scorer`` of the rebalance-race test: the counting scorer in a slow-to-commit worker.
+
+    The first worker to produce output holds that batch's output (and, under
+    exactly-once, its transaction) for ``RISKFLOW_TEST_SLOW_S`` seconds, as if
+    the broker were slow to take it; ``RISKFLOW_TEST_SLOW_MARK`` appears when
+    the hold starts, and only the worker that created it holds.
+    """
+    from riskflow.streams.app import RiskWorker
+    from riskflow.streams.reference import counting_scorer
+
+    mark = os.environ["RISKFLOW_TEST_SLOW_MARK"]
+    hold_s = float(os.environ["RISKFLOW_TEST_SLOW_S"])
+    emit = RiskWorker._emit
+
+    async def slow_emit(self: Any, out: Any, records: Any) -> None:
+        if records:
+            try:
+                os.close(os.open(mark, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                pass
+            else:
+                await asyncio.sleep(hold_s)
+        await emit(self, out, records)
+
+    RiskWorker._emit = slow_emit  # type: ignore[method-assign]
+    return counting_scorer(config)
+
+
+@pytest.mark.timeout(120)
+@ENGINES
+def test_rebalance_waits_for_the_batch_in_flight(
+    kafka_bootstrap: str,
+    stream_env: Any,
+    consume: Callable[..., list[Any]],
+    engine: str,
+    tmp_path: Path,
+) -> None:
+    """A worker joining while a batch's transaction is pending: no tx_id decided twice.
+
+    The first worker takes all records in one batch (spanning the four
+    partitions) and holds its output for 12 s; the second joins meanwhile. If
+    the revocation did not wait for that batch, the second worker would start
+    from the committed offsets, before it, and decide half of its records
+    again: a read_committed reader would see them twice.
+    """
+    env, topics = stream_env
+    mark = tmp_path / "slow.mark"
+    env |= {
+        "RISKFLOW_STREAM__PROCESSING_GUARANTEE": "exactly_once",
+        "RISKFLOW_STREAM__MAX_BATCH_SIZE": "1000",
+        "RISKFLOW_TEST_SLOW_MARK": str(mark),
+        "RISKFLOW_TEST_SLOW_S": "12",
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")]),
+    }
+    make_topics(kafka_bootstrap, topics, partitions=4)
+    records = [tx(i) for i in range(600)]
+    produce(kafka_bootstrap, topics["transactions"], tx_items(records))
+    scorer = "test_stream_worker:slow_commit_scorer"
+    iso = {"isolation_level": "read_committed"}
+    a = Worker(env, instance="a", engine=engine, scorer=scorer)
+    b: Worker | None = None
+    try:
+        _wait("the first worker to hold its batch", mark.exists, 60, lambda: a.log.read_text())
+        b = Worker(env, instance="b", engine=engine, scorer=scorer)
+        b.wait_ready(60)  # assigned: the rebalance is done
+        decisions = read_decisions(
+            consume, topics["decisions"], len(records), timeout=60, settle=3.0, **iso
+        )
+    finally:
+        a.stop()
+        if b is not None:
+            b.stop()
+    assert_all_decided(decisions, records, "exactly_once")
+
+
 class _LinearModel:
     """A fixed logistic model over the real feature matrix (stands in for a trained ensemble)."""
 
@@ -574,7 +750,7 @@ def test_real_feature_pipeline_decisions_match_offline_scoring(
         for t, s, c in zip(offline_batch.tx_id, offline_batch.score, codes, strict=True)
     }
 
-    w = _worker_with_scorer(env, "test_stream_worker:feature_pipeline_scorer")
+    w = Worker(env, scorer="test_stream_worker:feature_pipeline_scorer", checkpoint=30.0)
     try:
         w.wait_ready(60)
         decisions = read_decisions(consume, topics["decisions"], len(items), timeout=60, settle=0.5)
@@ -586,18 +762,3 @@ def test_real_feature_pipeline_decisions_match_offline_scoring(
         assert d["score"] == pytest.approx(e["score"], rel=1e-9, abs=1e-12), d["tx_id"]
         assert d["decision"] == e["decision"], d["tx_id"]
     assert {d["decision"] for d in decisions} == {"approve", "review", "decline"}
-
-
-def _worker_with_scorer(env: dict[str, str], scorer: str) -> Worker:
-    w = Worker.__new__(Worker)
-    w.port = _free_port()
-    w.log = Path(env["RISKFLOW_STREAM__STATE_DIR"]) / f"worker-scorer-{w.port}.log"
-    w.log.parent.mkdir(parents=True, exist_ok=True)
-    w._fh = open(w.log, "wb")  # noqa: SIM115 - closed in stop()
-    w.proc = subprocess.Popen(
-        [RISKFLOW, "worker", "--scorer", scorer, "--web-port", str(w.port)],
-        env=env,
-        stdout=w._fh,
-        stderr=subprocess.STDOUT,
-    )
-    return w

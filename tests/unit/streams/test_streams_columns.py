@@ -12,15 +12,15 @@ import pytest
 from riskflow.batch import TxBatch
 from riskflow.errors import ValidationError
 from riskflow.schema import parse_transaction
-from riskflow.streams._batch import KeyCache, tx_batch
-from riskflow.streams._columns import fast_tx_batch
+from riskflow.streams._batch import tx_batch
+from riskflow.streams._columns import _struct_columns, fast_tx_batch
 from riskflow.streams.bench import make_transactions
 
 T0 = 1_767_268_800_000
 
 
-def full(i: int) -> dict[str, Any]:
-    return {
+def full(i: int, extra: bool = True) -> dict[str, Any]:
+    rec = {
         "schema_version": 1,
         "tx_id": f"t{i}",
         "event_time": T0 + i,
@@ -41,6 +41,9 @@ def full(i: int) -> dict[str, Any]:
         "card_bin": "412345" if i % 2 else None,
         "unknown_extra": {"ignored": True},
     }
+    if not extra:
+        del rec["unknown_extra"]
+    return rec
 
 
 def exact(values: list[bytes | None]) -> TxBatch | None:
@@ -57,16 +60,16 @@ def assert_same(a: TxBatch, b: TxBatch) -> None:
         np.testing.assert_array_equal(x, y, err_msg=name)
 
 
-def test_valid_batches_take_the_fast_path_and_build_the_same_arrays() -> None:
-    values = [orjson.dumps(full(i)) for i in range(300)]
+@pytest.mark.parametrize("extra", [False, True], ids=["canonical", "extra-fields"])
+def test_valid_batches_take_the_fast_path_and_build_the_same_arrays(extra: bool) -> None:
+    values = [orjson.dumps(full(i, extra)) for i in range(300)]
+    # The front end meant for these records answers (it must not fall back silently).
+    assert (_struct_columns(values) is None) == extra
     fast = fast_tx_batch(values)
     assert fast is not None, "the fast path refused a plainly valid batch"
     assert_same(fast, exact(values))  # type: ignore[arg-type]
     bench = [v for _, v in make_transactions(500)]
     assert_same(fast_tx_batch(bench), exact(bench))  # type: ignore[arg-type]
-    cache = KeyCache(max_size=600)  # remembered keys, then forgotten when full
-    for part in (values, values, bench, values):
-        assert_same(fast_tx_batch(part, cache), exact(part))  # type: ignore[arg-type]
 
 
 PAN = "4111111111111111"
@@ -97,9 +100,13 @@ MUTATIONS: list[tuple[str, Any]] = [
 ]
 
 
+@pytest.mark.parametrize("extra", [False, True], ids=["canonical", "extra-fields"])
 @pytest.mark.parametrize(("field", "value"), MUTATIONS, ids=lambda x: repr(x)[:20])
-def test_fast_path_is_never_more_lenient_and_agrees_when_it_answers(field: str, value: Any) -> None:
-    rows = [full(i) for i in range(24)]
+def test_fast_path_is_never_more_lenient_and_agrees_when_it_answers(
+    field: str, value: Any, extra: bool
+) -> None:
+    # Canonical records take the msgspec front end, records with extra fields the orjson one.
+    rows = [full(i, extra) for i in range(24)]
     for at in (0, 11, 23):  # first, middle and last row
         bad = [dict(r) for r in rows]
         bad[at][field] = value
@@ -131,3 +138,72 @@ def test_lat_without_lon_is_left_to_the_exact_path() -> None:
     rows = [full(i) for i in range(6)]
     rows[1].update(lat=1.0, lon=None)
     assert fast_tx_batch([orjson.dumps(r) for r in rows]) is None
+
+
+def _wire(i: int) -> bytes:
+    return orjson.dumps(full(i, extra=False))
+
+
+# Raw messages where msgspec and orjson could disagree: the fast path must
+# then answer None (or agree with the exact path), never accept what it rejects.
+RAW_EDGES: list[bytes] = [
+    _wire(1).replace(b'"tx_id":"t1"', b'"tx_id":"t\xff1"'),  # invalid UTF-8 in a field
+    _wire(1).replace(b'"tx_id":"t1"', b'"tx_id":"t\\ud8001"'),  # lone surrogate escape
+    _wire(1).replace(b'"tx_id":"t1"', b'"tx_id":"\\u00e9t1"'),  # valid escape
+    _wire(1)[:-1] + b',"amount":"5"}',  # duplicate key, the last one invalid
+    _wire(1)[:-1] + b',"amount":7.25}',  # duplicate key, both valid: the last wins
+    _wire(1).replace(b'"schema_version":1,', b'"schema_version":1,"schema_version":true,'),
+    _wire(1)[:-1] + b',"x":"\xff"}',  # bad UTF-8 in an unknown field
+    _wire(1)[:-1] + b',"x":1e400}',  # an unknown field orjson cannot read
+    _wire(1)[:-1] + b',"\xff":1}',  # bad UTF-8 in a key
+    _wire(1).replace(b'"amount":11,', b'"amount":1e400,'),
+    _wire(1).replace(b'"amount":11,', b'"amount":1e-400,'),
+    _wire(1).replace(b'"amount":11,', b'"amount":100000000000000000000000000000,'),
+    _wire(1).replace(b'"amount":11,', b'"amount":11.500000000000000000000001,'),
+    _wire(1).replace(b'"amount":11,', b'"amount":-0.0,'),
+    _wire(1).replace(b'"amount":11,', b'"amount":1E2,'),
+    _wire(1).replace(b'"event_time":' + str(T0 + 1).encode(), b'"event_time":1767268800001.0'),
+    _wire(1).replace(b'"event_time":' + str(T0 + 1).encode(), b'"event_time":' + b"9" * 30),
+    _wire(0).replace(b'"mcc":null', b'"mcc":99999999999999999999'),
+    b" \n" + _wire(1) + b" \t",  # whitespace around the object
+    b"\xef\xbb\xbf" + _wire(1),  # a byte order mark
+    _wire(1) + b"{}",  # trailing data
+]
+
+
+@pytest.mark.parametrize("raw", RAW_EDGES, ids=lambda r: repr(r)[-30:])
+def test_raw_edge_cases_never_pass_the_fast_path_alone(raw: bytes) -> None:
+    assert raw not in (_wire(0), _wire(1)), "the edge case was not built"
+    for at in (0, 7):
+        values: list[bytes | None] = [_wire(i) for i in range(8)]
+        values[at] = raw
+        fast, slow = fast_tx_batch(values), exact(values)
+        if slow is None:
+            assert fast is None, f"fast path accepted {raw!r} the exact path rejects"
+        elif fast is not None:
+            assert_same(fast, slow)
+
+
+def test_decimal_amounts_parse_to_the_same_float_in_both_decoders() -> None:
+    rng = np.random.default_rng(11)
+    texts = [repr(float(x)) for x in rng.uniform(0, 1e9, 300)]
+    texts += [
+        f"{rng.integers(0, 10**9)}.{rng.integers(0, 10**12):012d}{d}"
+        for d in range(10)
+        for _ in range(20)
+    ]
+    texts += [
+        "0.1",
+        "0.30000000000000004",
+        "999999999.9999999",
+        "1e-320",
+        "5e-324",
+        "123456789012e-3",
+    ]
+    base = _wire(2)
+    values = [base.replace(b'"amount":12.5,', b'"amount":' + t.encode() + b",") for t in texts]
+    assert all(b'"amount":' + t.encode() in v for t, v in zip(texts, values, strict=True))
+    assert _struct_columns(values) is not None
+    fast, slow = fast_tx_batch(values), exact(values)
+    assert fast is not None and slow is not None
+    assert_same(fast, slow)

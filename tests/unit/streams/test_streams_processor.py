@@ -281,3 +281,122 @@ def test_fast_batch_matches_txbatch_from_records() -> None:
     for name, a, b in zip(TxBatch._fields, fast, slow, strict=True):
         assert a.dtype == b.dtype, name
         np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+class _Recording(CountingScorer):
+    """CountingScorer keeping every batch it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[TxBatch] = []
+
+    def score_batch(self, tx: TxBatch, labels: object = None) -> object:  # type: ignore[override]
+        self.seen.append(tx)
+        return super().score_batch(tx, labels)  # type: ignore[arg-type]
+
+
+def _edge(i: int) -> dict:
+    return tx(
+        i,
+        customer_id="ü-cüstomer" if i % 2 else None,
+        device_id=f"d{i % 4}",
+        ip="fe80::1" if i % 3 else "10.1.2.3",
+        mcc=[0, 9999, None][i % 3],
+        amount=[0, 1e9, 12, 0.1][i % 4],
+        channel=["pos", "ecom", None, "p2p"][i % 4],
+        entry_mode=["token", None, "manual"][i % 3],
+        currency=["eur", "USD", None][i % 3],
+        country=["de", None, "FR"][i % 3],
+        lat=[-90, 90.0, None][i % 3],
+        lon=[-180, 180.0, None][i % 3],
+        card_bin=["123456", "12345678", None][i % 3],
+    )
+
+
+def test_batch_path_and_per_record_path_give_identical_output(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Same decisions, dead letters (error, bytes, offset), positions and batch arrays."""
+    import riskflow.streams.processor as proc_mod
+
+    valid = [orjson.dumps(tx(i)) for i in range(40)]
+    edge = [orjson.dumps(_edge(i)) for i in range(40, 80)]
+    extra = [orjson.dumps({**tx(i), "note": "x"}) for i in range(80, 100)]
+    mixed = [orjson.dumps(_edge(i)) for i in range(100, 110)] + [
+        b"{nope",
+        None,
+        orjson.dumps({**tx(111), "amount": -1}),
+        orjson.dumps({**tx(112), "tx_id": ""}),
+        orjson.dumps({**tx(113), "event_time": "2026-01-01T00:00:00Z"}),  # valid, not canonical
+        orjson.dumps({**tx(114), "card_token": "4111111111111111"}),
+        orjson.dumps({**tx(115), "lat": 1.0}),
+        orjson.dumps({**tx(116), "mcc": "5411"}),  # valid, normalised to an int
+        orjson.dumps({**tx(117), "channel": "ECOM", "currency": ""}),
+        b"x" * 70_000,
+    ]
+    batches = [valid, edge, extra, mixed]
+
+    def run(fast: bool) -> tuple[StreamProcessor, _Recording, list, int]:
+        scorer = _Recording()
+        p = StreamProcessor(scorer)
+        took_fast = 0
+        real = proc_mod.fast_tx_batch
+
+        def counted(values: list) -> TxBatch | None:
+            nonlocal took_fast
+            got = real(values) if fast else None
+            took_fast += got is not None
+            return got
+
+        monkeypatch.setattr(proc_mod, "fast_tx_batch", counted)
+        outs, start = [], 0
+        for values in batches:
+            out = p.process_transactions(recs(values, start=start))
+            # Everything but the measured stage timings.
+            decisions = [{k: v for k, v in d.items() if k != "timings_ms"} for d in out.decisions]
+            outs.append((decisions, out.dead_letters, out.skipped))
+            start += len(values)
+        return p, scorer, outs, took_fast
+
+    p_fast, s_fast, out_fast, took = run(fast=True)
+    p_slow, s_slow, out_slow, took_slow = run(fast=False)
+    assert took == 3 and took_slow == 0  # all but the mixed batch took the batch path
+    assert out_fast == out_slow
+    assert [len(d) for d, _, _ in out_fast] == [40, 40, 20, 13]
+    assert len(out_fast[3][1]) == 7  # the mixed batch's dead letters
+    assert p_fast.positions == p_slow.positions == {"tx/0": sum(map(len, batches))}
+    for a, b in zip(s_fast.seen, s_slow.seen, strict=True):
+        for name, x, y in zip(TxBatch._fields, a, b, strict=True):
+            assert x.dtype == y.dtype, name
+            np.testing.assert_array_equal(x, y, err_msg=name)
+
+
+def test_decision_records_are_to_records_plus_the_source_byte_for_byte() -> None:
+    from riskflow.pipeline import DecisionBatch
+    from riskflow.streams.processor import decision_records
+
+    n = 6
+    reasons = [[], [{"feature": "f", "contribution": 0.5, "value": 1.0}], [], [], [], []]
+    batch = DecisionBatch(
+        tx_id=np.array([f"t{i}" for i in range(n)], dtype=object),
+        score=np.array([0.1, 0.95, np.nan, np.inf, 0.0, 1 / 3]),
+        decision=np.array([0, 2, 1, 1, 0, 0], dtype=np.int8),
+        reasons=reasons,
+        model_version="m",
+        policy_version="p",
+        timings_ms={"features": 1.234567, "model": 2.0},
+        rules_version="r7",
+    )
+    kept = [InRecord("tx", i % 2, 100 + i, None if i == 3 else T0 + i, None, b"") for i in range(n)]
+    ts = np.arange(T0, T0 + n, dtype=np.int64)
+    # The per-record construction this replaced.
+    want = batch.to_records()
+    for d, r, t in zip(want, kept, ts.tolist(), strict=True):
+        d["event_time"] = t
+        d["source"] = {"partition": r.partition, "offset": r.offset}
+        d["source_ts_ms"] = r.timestamp_ms
+        if d["score"] is not None and not np.isfinite(d["score"]):
+            d["score"] = None
+    got = decision_records(batch, kept, ts)
+    assert list(map(orjson.dumps, got)) == list(map(orjson.dumps, want))
+    assert [d["score"] for d in got][2:4] == [None, None]
