@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from riskflow.errors import ArtifactError
+from riskflow.models._threads import split_rows
 
 __all__ = ["LightGBMMember", "DEFAULT_LGBM_PARAMS", "DEFAULT_NUM_BOOST_ROUND"]
 
@@ -270,7 +271,7 @@ class LightGBMMember:
         threads = num_threads or self.num_threads
         forest = self.forest_
         if runtime != "lightgbm" and forest is not None and forest.explains:
-            return _split_rows(forest.contributions, X, threads)
+            return split_rows(forest.contributions, X, threads, _MIN_ROWS_PER_THREAD)
         if runtime == "compiled":
             raise ArtifactError("This LightGBM model cannot be explained by the compiled runtime.")
         return np.asarray(
@@ -285,19 +286,6 @@ class LightGBMMember:
 
 #: Rows below which a second thread costs more than it saves (~1 ms of TreeSHAP per row).
 _MIN_ROWS_PER_THREAD = 8
-
-
-def _split_rows(fn: Callable[[np.ndarray], np.ndarray], X: np.ndarray, threads: int) -> np.ndarray:
-    """``fn`` over contiguous row slices in ``threads`` threads (the kernel releases the GIL)."""
-    parts = min(threads, max(X.shape[0] // _MIN_ROWS_PER_THREAD, 1))
-    if parts <= 1:
-        return fn(X)
-    from concurrent.futures import ThreadPoolExecutor
-
-    bounds = np.linspace(0, X.shape[0], parts + 1).astype(int)
-    with ThreadPoolExecutor(parts, thread_name_prefix="riskflow-shap") as pool:
-        outs = list(pool.map(fn, [X[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]))
-    return np.concatenate(outs)
 
 
 def _safe_name(name: str) -> str:

@@ -371,6 +371,7 @@ def bench_stream(
         "guarantee": s.processing_guarantee,
         "max_batch_size": s.max_batch_size,
         "max_wait_ms": s.max_wait_ms,
+        "model_num_threads": config.model.num_threads,
         "checkpoint_interval_s": checkpoint,
         "partitions": partitions,
         "data": str(data) if data else "synthetic",
@@ -403,6 +404,7 @@ def bench_stream(
             "RISKFLOW_STREAM__MAX_BATCH_SIZE": str(s.max_batch_size),
             "RISKFLOW_STREAM__MAX_WAIT_MS": str(s.max_wait_ms),
             "RISKFLOW_MODEL__PATH": str(config.model.path),
+            "RISKFLOW_MODEL__NUM_THREADS": str(config.model.num_threads),
             **{
                 f"RISKFLOW_TOPICS__{r.upper()}__NAME": t
                 for r, t in names.items()

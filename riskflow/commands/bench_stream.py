@@ -75,6 +75,13 @@ from riskflow.cli import load_ctx_config
     default=None,
     help="The worker's seconds between state snapshots (default: the worker's own default).",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The worker's model.num_threads: threads a batch's scoring is split between "
+    "(default: model.num_threads).",
+)
 @click.option("--partitions", default=2, show_default=True, type=click.IntRange(min=1))
 @click.option(
     "--scorer",
@@ -102,6 +109,7 @@ def stream(
     guarantee: str | None,
     max_batch_size: int | None,
     checkpoint_interval: float | None,
+    threads: int | None,
     partitions: int,
     scorer: str | None,
     engine: str,
@@ -123,7 +131,12 @@ def stream(
     config = config.model_copy(
         update={
             "stream": config.stream.model_copy(update=stream_over),
-            "model": config.model.model_copy(update={"path": model_path or config.model.path}),
+            "model": config.model.model_copy(
+                update={
+                    "path": model_path or config.model.path,
+                    "num_threads": threads or config.model.num_threads,
+                }
+            ),
         }
     )
     result = bench_stream(

@@ -14,6 +14,7 @@ MODULES = [
     "riskflow.models._ensemble",
     "riskflow.models._scorer",
     "riskflow.models._mlp_kernels",
+    "riskflow.models._threads",
 ]
 
 

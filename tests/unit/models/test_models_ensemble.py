@@ -178,3 +178,46 @@ def test_platt_never_inverts_the_ranking_on_contrary_validation() -> None:
     p = c.predict(np.array([-1.0, 0.0, 5.0]))
     assert p[0] < p[1] < p[2]  # still increasing in the blend
     assert np.allclose(p, y.mean(), atol=1e-4)  # and flat at the base rate
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_give_the_same_bits(threads: int) -> None:
+    """Row slices scored side by side equal one thread's scores to the last bit."""
+    d = data()
+    m = fitted()
+    X = d.X[:1001]  # slices of unequal length
+    p1, members1 = m.score(X)
+    spent: dict[str, float] = {}
+    m.num_threads = threads
+    try:
+        p2, members2 = m.score(X, timings=spent)
+        small = m.predict_proba(X[:40])  # below MIN_ROWS_PER_THREAD per thread: one slice
+    finally:
+        m.num_threads = 1
+    np.testing.assert_array_equal(p1, p2)
+    for name in members1:
+        np.testing.assert_array_equal(members1[name], members2[name])
+        assert members2[name].flags.c_contiguous
+    np.testing.assert_array_equal(small, p1[:40])
+    assert set(spent) == {*members1, "blend_calibrate"} and all(v > 0 for v in spent.values())
+
+
+def test_split_rows_slices_and_propagates_errors() -> None:
+    from riskflow.models._threads import split_rows
+
+    seen: list[int] = []
+
+    def fn(rows: np.ndarray) -> np.ndarray:
+        seen.append(rows.shape[0])
+        if rows[0, 0] >= 50:
+            raise RuntimeError("kernel failed")
+        return rows[:, 0] * 2
+
+    X = np.arange(40.0).reshape(40, 1)
+    np.testing.assert_array_equal(split_rows(fn, X, threads=4, min_rows=10), X[:, 0] * 2)
+    assert sorted(seen) == [10, 10, 10, 10]
+    seen.clear()
+    assert split_rows(fn, X, threads=4, min_rows=15).shape == (40,)
+    assert sorted(seen) == [20, 20]  # no slice below min_rows
+    with pytest.raises(RuntimeError, match="kernel failed"):
+        split_rows(fn, np.arange(100.0).reshape(100, 1), threads=2, min_rows=10)
