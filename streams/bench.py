@@ -256,8 +256,28 @@ class _Lag:
         await self.admin.close()
 
     async def committed(self) -> int:
-        got = await self.admin.list_consumer_group_offsets(self.group)
-        return sum(max(m.offset, 0) for tp, m in got.items() if tp.topic == self.topic)
+        from aiokafka.errors import (
+            CoordinatorLoadInProgressError,
+            GroupCoordinatorNotAvailableError,
+            NotCoordinatorForGroupError,
+        )
+
+        # On a fresh broker the first group lookup creates __consumer_offsets:
+        # its coordinator answers "not available" for a few seconds.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                got = await self.admin.list_consumer_group_offsets(self.group)
+            except (
+                GroupCoordinatorNotAvailableError,
+                CoordinatorLoadInProgressError,
+                NotCoordinatorForGroupError,
+            ):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+                continue
+            return sum(max(m.offset, 0) for tp, m in got.items() if tp.topic == self.topic)
 
     async def lag(self) -> tuple[int, int]:
         """(end offsets, lag) summed over partitions."""
