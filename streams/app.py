@@ -47,6 +47,8 @@ FOLLOW_INTERVAL_S = 0.25
 FOLLOW_CHUNK = 10_000
 #: Seconds between consumer-lag probes.
 LAG_INTERVAL_S = 5.0
+#: Seconds between event-loop lag probes (riskflow_event_loop_lag_ms).
+LOOP_PROBE_S = 0.05
 _TX_ID = operator.itemgetter("tx_id")
 _DECISION = operator.itemgetter("decision")
 _SCORE = operator.itemgetter("score")
@@ -200,6 +202,7 @@ class RiskWorker:
         await self._catch_up()
         await self._load_policy()
         freeze_heap()
+        self._spawn(self._probe_loop_lag())
         self._spawn(self._follow_policy())
         self._spawn(self._follow_others())
 
@@ -748,7 +751,9 @@ class RiskWorker:
     def _capture(self, now: float) -> asyncio.Future[None]:
         """Capture the state; its write runs in a thread (the returned future)."""
         self._last_checkpoint = now
+        t0 = time.perf_counter()
         later = self.processor.snapshot_later()
+        self.metrics.capture_ms.observe((time.perf_counter() - t0) * 1000)
         self._writing = writing = asyncio.ensure_future(
             asyncio.to_thread(self._write_snapshot, later)
         )
@@ -763,6 +768,19 @@ class RiskWorker:
             os.fsync(fh.fileno())
         os.replace(tmp, self.snapshot_path)
         self.metrics.checkpoints.inc()
+
+    async def _probe_loop_lag(self) -> None:
+        """Observe how late a timer fires every :data:`LOOP_PROBE_S`: the loop's stalls.
+
+        Whatever holds the event loop (a large batch, a state capture, a table
+        growing, a GC pass) delays every decision behind it; this shows how
+        long, whatever the cause.
+        """
+        while not self._stopping():
+            t0 = time.perf_counter()
+            await asyncio.sleep(LOOP_PROBE_S)
+            late = time.perf_counter() - t0 - LOOP_PROBE_S
+            self.metrics.loop_lag_ms.observe(max(late, 0.0) * 1000)
 
     async def _probe_lag(self) -> None:
         consumer = getattr(self, "_policy_consumer_obj", None)

@@ -522,6 +522,10 @@ async def _measure(
                     count = int(r * seconds)
                     batch = source.take(count)
                     before = _histogram(port, "riskflow_latency_from_record_ms")
+                    stalls_before = {
+                        h: _histogram(port, h)
+                        for h in ("riskflow_event_loop_lag_ms", "riskflow_checkpoint_capture_ms")
+                    }
                     achieved = await sender.paced(batch, r)
                     ids = [orjson.loads(v)["tx_id"] for _, v in batch]
                     await col.wait_for(ids, timeout=60)
@@ -538,6 +542,8 @@ async def _measure(
                         # from its histogram: bucket bounds, so an upper estimate.
                         "worker_p50_le": _quantile(before, port, 0.5),
                         "worker_p99_le": _quantile(before, port, 0.99),
+                        "worker_max_le": _quantile(before, port, 1.0),
+                        **_stalls(stalls_before, port),
                     }
                 out["latency_ms"] = latency
                 out["model_version"] = col.model_version
@@ -745,13 +751,35 @@ def _histogram(port: int, name: str) -> dict[float, float]:
     return out
 
 
-def _quantile(before: dict[float, float], port: int, q: float) -> float | None:
+def _window(before: dict[float, float], port: int, name: str) -> list[tuple[float, float]]:
+    """(bucket bound, cumulative count) of what histogram ``name`` observed since ``before``."""
+    after = _histogram(port, name)
+    return sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+
+
+def _quantile(
+    before: dict[float, float],
+    port: int,
+    q: float,
+    name: str = "riskflow_latency_from_record_ms",
+) -> float | None:
     """The smallest bucket bound holding quantile ``q`` of what was observed since ``before``."""
-    after = _histogram(port, "riskflow_latency_from_record_ms")
-    diff = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+    diff = _window(before, port, name)
     if not diff or diff[-1][1] <= 0:
         return None
     return next(le for le, c in diff if c >= q * diff[-1][1])
+
+
+def _stalls(before: dict[str, dict[float, float]], port: int) -> dict[str, Any]:
+    """The worker's event-loop stalls and state captures since ``before`` (bucket bounds)."""
+    lag, cap = "riskflow_event_loop_lag_ms", "riskflow_checkpoint_capture_ms"
+    captures = _window(before[cap], port, cap)
+    return {
+        "worker_loop_lag_p99_le": _quantile(before[lag], port, 0.99, lag),
+        "worker_loop_lag_max_le": _quantile(before[lag], port, 1.0, lag),
+        "checkpoint_captures": int(captures[-1][1]) if captures else 0,
+        "checkpoint_capture_max_le": _quantile(before[cap], port, 1.0, cap),
+    }
 
 
 def _free_port() -> int:

@@ -92,6 +92,18 @@ class WorkerMetrics:
             registry=r,
         )
         self.checkpoints = Counter("riskflow_checkpoints", "State snapshots written", registry=r)
+        self.capture_ms = Histogram(
+            "riskflow_checkpoint_capture_ms",
+            "Time the event loop spent capturing the state for a snapshot (ms)",
+            buckets=_LATENCY_BUCKETS_MS,
+            registry=r,
+        )
+        self.loop_lag_ms = Histogram(
+            "riskflow_event_loop_lag_ms",
+            "How late a periodic timer fired: time the event loop was held by one step (ms)",
+            buckets=_LATENCY_BUCKETS_MS,
+            registry=r,
+        )
 
 
 def observe_many(hist: Histogram, values: np.ndarray) -> None:

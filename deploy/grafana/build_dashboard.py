@@ -383,6 +383,29 @@ def build() -> dict[str, Any]:
         )
     )
 
+    d = d.with_panel(
+        ts(
+            "Event-loop stalls and state captures (P99 and max bucket)",
+            "ms",
+            q(
+                f"histogram_quantile(0.99, sum by (le, instance) (rate(riskflow_event_loop_lag_ms_bucket{{{SEL}}}[{RATE}])))",
+                "loop lag p99 {{instance}}",
+            ),
+            q(
+                f"histogram_quantile(1, sum by (le, instance) (rate(riskflow_checkpoint_capture_ms_bucket{{{SEL}}}[{RATE}])))",
+                "capture max {{instance}}",
+                "B",
+            ),
+            w=12,
+            desc=(
+                "Loop lag: how late a 50 ms timer fired, i.e. how long one step held the "
+                "worker's event loop (a big batch, a state capture, a table growing, a GC "
+                "pass); every decision behind it waits as long. Capture: the loop's share of "
+                "each checkpoint (copying the state; the write runs in a thread)."
+            ),
+        )
+    )
+
     out = json.loads(json.dumps(d.build(), cls=JSONEncoder))
     # Grafana keys panel state by id: unique, stable, in reading order.
     for i, panel in enumerate(out["panels"], start=1):

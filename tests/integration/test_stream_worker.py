@@ -494,6 +494,9 @@ def test_labels_before_their_transactions_wait_through_kill9(
         ):
             assert time.monotonic() < deadline, w.metrics()
             time.sleep(0.2)
+        # Each checkpoint's capture is timed, and the loop-lag probe runs.
+        assert _metric(w, "riskflow_checkpoint_capture_ms_count") >= 1
+        assert _metric(w, "riskflow_event_loop_lag_ms_count") >= 1
         time.sleep(1.5)  # > faust's commit interval: the labels' offsets are committed
         w.kill9()
     finally:
