@@ -216,7 +216,9 @@ class ModelConfig(_Section):
     """Where the trained ensemble lives."""
 
     path: Path = Path("artifacts/model")
-    #: Threads for LightGBM / torch in a streaming worker (one per core is the max).
+    #: Threads a worker's batch is scored on: the ensemble's rows and the
+    #: reason codes are split between them (same bits as one thread); also
+    #: torch / BLAS. One per core at most; 1 when workers share the cores.
     num_threads: int = Field(1, ge=1, le=256)
 
 

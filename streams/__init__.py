@@ -151,7 +151,10 @@ error), a batch's entity keys are hashed in one call
 (:func:`riskflow.batch.hash_each`), output partitions come from
 one compiled murmur2 pass (:mod:`._partition`), metrics are observed per
 batch, and BLAS / torch are pinned to ``model.num_threads`` threads (one by
-default). Exactly-once commits one transaction per batch: batching
+default). With ``model.num_threads`` > 1 a batch's ensemble scoring and
+reason codes are split by rows between that many threads (the kernels
+release the GIL and score each row alone, so the bits do not change); the
+validation, the features and the Kafka I/O stay on the event loop's thread. Exactly-once commits one transaction per batch: batching
 transactions over an interval would cut commits but hold every decision
 invisible to ``read_committed`` readers until the commit, adding the interval
 to latency; per batch, the commit is amortised by the batch itself, which
