@@ -24,22 +24,20 @@ import numpy as np
 
 __all__ = ["split_rows"]
 
-_POOL: ThreadPoolExecutor | None = None
-_POOL_SIZE = 0
+_POOLS: dict[int, ThreadPoolExecutor] = {}
 _LOCK = threading.Lock()
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
-    """The process's scoring pool with at least ``workers`` threads."""
-    global _POOL, _POOL_SIZE
+    """The process's scoring pool of ``workers`` threads (one per size, never shut down:
+    a caller may still be submitting to one while another size is first asked for)."""
     with _LOCK:
-        if _POOL is None or workers > _POOL_SIZE:
-            old = _POOL
-            _POOL = ThreadPoolExecutor(workers, thread_name_prefix="riskflow-score")
-            _POOL_SIZE = workers
-            if old is not None:
-                old.shutdown(wait=False)
-        return _POOL
+        pool = _POOLS.get(workers)
+        if pool is None:
+            pool = _POOLS[workers] = ThreadPoolExecutor(
+                workers, thread_name_prefix="riskflow-score"
+            )
+        return pool
 
 
 def split_rows(fn: Callable[[np.ndarray], Any], X: np.ndarray, threads: int, min_rows: int) -> Any:
@@ -55,7 +53,8 @@ def split_rows(fn: Callable[[np.ndarray], Any], X: np.ndarray, threads: int, min
         return fn(X)
     bounds = np.linspace(0, X.shape[0], parts + 1).astype(np.int64)
     slices = [X[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    futures = [_pool(parts - 1).submit(fn, s) for s in slices[1:]]
+    pool = _pool(parts - 1)
+    futures = [pool.submit(fn, s) for s in slices[1:]]
     try:
         first = fn(slices[0])
     finally:
