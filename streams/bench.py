@@ -546,9 +546,8 @@ async def _measure(
                 for r in rates:
                     count = int(r * seconds)
                     batch = source.take(count)
-                    # Decoded before pacing: decoding 120,000 records after it held
-                    # this process's loop ~0.3 s just as the last decisions came
-                    # in, so the collector stamped them late (the "end-of-run spike").
+                    # Decoded before pacing, not while the last decisions come in:
+                    # the collector stamps their arrival on this same event loop.
                     ids = [orjson.loads(v)["tx_id"] for _, v in batch]
                     before = _histogram(port, "riskflow_latency_from_record_ms")
                     stalls_before = {
