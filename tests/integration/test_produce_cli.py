@@ -97,9 +97,11 @@ def test_produce_labels_and_pacing(riskflow_env, consume, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["by_topic"] == {riskflow_env["transactions"]: 60, riskflow_env["labels"]: 20}
-    # 80 messages at 200/s: (80 - 10 in the full bucket) / 200 = 0.35 s at least.
+    # 80 messages at 200/s: (80 - 10 in the full bucket) / 200 = 0.35 s at least,
+    # so the average can reach 80 / 0.35 = 229/s when nothing else takes time
+    # (a fast machine did: 225.3/s failed a 220/s bound), never more.
     assert elapsed >= 0.3 and summary["seconds"] >= 0.3
-    assert summary["rate"] <= 200 * 1.1
+    assert summary["rate"] <= 80 / ((80 - 10) / 200) * 1.02
 
     got = consume(riskflow_env["labels"], 20, settle=0.3)
     assert len(got) == 20
