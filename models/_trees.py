@@ -167,15 +167,9 @@ class Forest:
         )
 
     @property
-    def num_trees(self) -> int:
-        return int(self.node_offset.size - 1)
-
-    def predict_raw(self, X: np.ndarray) -> np.ndarray:
-        """Raw scores (sum of leaf values, log-odds for a binary model), float64 (n,)."""
-        X = self._rows(X)
-        out = np.empty(X.shape[0], np.float64)
-        _predict_forest(
-            X,
+    def _walk(self) -> tuple[np.ndarray, ...]:
+        """The arrays every kernel walks the trees with, in the kernels' argument order."""
+        return (
             self.node_offset,
             self.leaf_offset,
             self.feature,
@@ -186,9 +180,18 @@ class Forest:
             self.cat_start,
             self.cat_len,
             self.cat_words,
-            self.leaf_value,
-            out,
         )
+
+    @property
+    def num_trees(self) -> int:
+        return int(self.node_offset.size - 1)
+
+    def predict_raw(self, X: np.ndarray) -> np.ndarray:
+        """Raw scores (sum of leaf values, log-odds for a binary model), float64 (n,)."""
+        X = self._rows(X)
+        out = np.empty(X.shape[0], np.float64)
+        # numba's Dispatcher stub types __call__ without star-arguments.
+        _predict_forest(X, *self._walk, self.leaf_value, out)  # type: ignore[call-arg]
         return out
 
     def _rows(self, X: np.ndarray) -> np.ndarray:
@@ -230,16 +233,7 @@ class Forest:
         out = np.empty((X.shape[0], self.num_features + 1), np.float64)
         _shap_forest_tables(
             X,
-            self.node_offset,
-            self.leaf_offset,
-            self.feature,
-            self.threshold,
-            self.decision,
-            self.left,
-            self.right,
-            self.cat_start,
-            self.cat_len,
-            self.cat_words,
+            *self._walk,
             self.expected,
             tables,
             out,
@@ -247,16 +241,7 @@ class Forest:
         if not tables.tree_table.all():  # trees too deep for a table
             _shap_forest(
                 X,
-                self.node_offset,
-                self.leaf_offset,
-                self.feature,
-                self.threshold,
-                self.decision,
-                self.left,
-                self.right,
-                self.cat_start,
-                self.cat_len,
-                self.cat_words,
+                *self._walk,
                 self.leaf_value,
                 self.node_count,
                 self.leaf_count,
