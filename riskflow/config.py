@@ -30,6 +30,7 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from riskflow.cpus import usable_cpus
 from riskflow.errors import ConfigError
 
 __all__ = [
@@ -218,8 +219,21 @@ class ModelConfig(_Section):
     path: Path = Path("artifacts/model")
     #: Threads a worker's batch is scored on: the ensemble's rows and the
     #: reason codes are split between them (same bits as one thread); also
-    #: torch / BLAS. One per core at most; 1 when workers share the cores.
-    num_threads: int = Field(1, ge=1, le=256)
+    #: torch / BLAS. ``"auto"`` (the default): the CPUs this process may use
+    #: (affinity and cgroup quota, :func:`riskflow.cpus.usable_cpus`), right
+    #: for one worker per machine or pod. Set 1 when several workers share
+    #: the cores (one worker per core).
+    num_threads: int = Field("auto", ge=1, le=256, validate_default=True)
+
+    @field_validator("num_threads", mode="before")
+    @classmethod
+    def _auto_threads(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            if v.strip().lower() == "auto":
+                return min(usable_cpus(), 256)
+            if not v.strip().isdigit():
+                raise ValueError("expected 'auto' or a number of threads >= 1")
+        return v
 
 
 class PolicyConfig(_Section):

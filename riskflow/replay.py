@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -31,6 +30,7 @@ import pandas as pd
 
 from riskflow import metrics as _metrics
 from riskflow.batch import LabelBatch, TxBatch
+from riskflow.cpus import usable_cpus
 from riskflow.pipeline import DECISION_NAMES
 from riskflow.report import RunView, render_report
 from riskflow.table import Dataset
@@ -175,9 +175,9 @@ def replay(
     }
     total_steps = n
     if overlap is None:
-        overlap = (os.cpu_count() or 1) > 1
+        overlap = usable_cpus() > 1
     if score_threads is None:
-        score_threads = max(os.cpu_count() or 1, 1)
+        score_threads = usable_cpus()
     if score_threads < 1:
         raise ValueError(f"score_threads must be at least 1. Got {score_threads} instead.")
 
@@ -332,11 +332,7 @@ def replay(
         if gone.any():
             X_rows[gone] = X_missing[np.searchsorted(missing, rows[gone])]
         # Every core: the engine and the scoring thread are done by now.
-        kw = (
-            {"num_threads": os.cpu_count() or 1}
-            if _accepts(model.reason_codes, "num_threads")
-            else {}
-        )
+        kw = {"num_threads": usable_cpus()} if _accepts(model.reason_codes, "num_threads") else {}
         codes = model.reason_codes(X_rows, None, k=reason_k, **kw)
         texts = [
             "; ".join(str(c.get("description") or c.get("feature")) for c in rc) for rc in codes

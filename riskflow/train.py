@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from scipy.special import expit
 
 from riskflow import metrics as _metrics
 from riskflow.batch import LabelBatch, TxBatch
+from riskflow.cpus import usable_cpus
 
 __all__ = ["TrainResult", "train", "compute_features", "data_fingerprint", "feature_metadata"]
 
@@ -216,7 +216,7 @@ def train(
     y = {name: known_labels(ids[r], labels, split.label_cutoff(name)) for name, r in rows.items()}
 
     t = time.perf_counter()
-    threads = num_threads or os.cpu_count() or 1
+    threads = num_threads or usable_cpus()
     model = Ensemble(
         blend=blend,
         calibration=calibration,

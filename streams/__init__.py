@@ -150,8 +150,8 @@ runs only when a batch holds something unusual, and names each bad record's
 error), a batch's entity keys are hashed in one call
 (:func:`riskflow.batch.hash_each`), output partitions come from
 one compiled murmur2 pass (:mod:`._partition`), metrics are observed per
-batch, and BLAS / torch are pinned to ``model.num_threads`` threads (one by
-default). With ``model.num_threads`` > 1 a batch's ensemble scoring and
+batch, and BLAS / torch are pinned to ``model.num_threads`` threads (by
+default ``"auto"``: the CPUs the process may use). With ``model.num_threads`` > 1 a batch's ensemble scoring and
 reason codes are split by rows between that many threads (the kernels
 release the GIL and score each row alone, so the bits do not change); the
 validation, the features and the Kafka I/O stay on the event loop's thread. Exactly-once commits one transaction per batch: batching

@@ -25,6 +25,7 @@ from typing import Any
 import click
 
 from riskflow.cli import load_ctx_config
+from riskflow.cpus import usable_cpus
 
 __all__ = ["replay", "bench_replay"]
 
@@ -111,7 +112,7 @@ def _ensure_model(
             tmp / "model",
             config=config,
             seed=seed,
-            num_threads=os.cpu_count() or 1,
+            num_threads=usable_cpus(),
             lgbm_params=BENCH_LGBM,
             mlp_params=BENCH_MLP,
         )
@@ -205,8 +206,8 @@ def bench_replay(
         ),
         "flagged": int((decision > 0).sum()),
         "second_pass_rows": int(statistics.median(s.get("second_pass_rows", 0.0) for s in samples)),
-        "overlap": overlap if overlap is not None else (os.cpu_count() or 1) > 1,
-        "score_threads": score_threads or os.cpu_count() or 1,
+        "overlap": overlap if overlap is not None else usable_cpus() > 1,
+        "score_threads": score_threads or usable_cpus(),
         "load_s": round(load_s, 3),
         "simulate_s": None if sim_s is None else round(sim_s, 2),
         "train_s": None if train_s is None else round(train_s, 2),

@@ -107,3 +107,20 @@ def test_cli_rejects_bad_config_clearly(tmp_path: Path) -> None:
         main.commands.pop("_probe")
     assert result.exit_code != 0
     assert "stream.max_batch_size" in result.output and "Traceback" not in result.output
+
+
+def test_num_threads_auto_is_the_usable_cpus(tmp_path: Path) -> None:
+    from riskflow.cpus import usable_cpus
+
+    assert load_config(env={}).model.num_threads == usable_cpus()
+    assert (
+        load_config(env={"RISKFLOW_MODEL__NUM_THREADS": "AUTO"}).model.num_threads == usable_cpus()
+    )
+    assert load_config(env={"RISKFLOW_MODEL__NUM_THREADS": "3"}).model.num_threads == 3
+    cfg = tmp_path / "riskflow.toml"
+    cfg.write_text('[model]\nnum_threads = "auto"\n')
+    assert load_config(cfg, env={}).model.num_threads == usable_cpus()
+    with pytest.raises(ConfigError, match="'auto' or a number of threads"):
+        load_config(env={"RISKFLOW_MODEL__NUM_THREADS": "many"})
+    with pytest.raises(ConfigError, match="model.num_threads"):
+        load_config(env={"RISKFLOW_MODEL__NUM_THREADS": "0"})
