@@ -58,12 +58,22 @@ def test_forest_matches_lightgbm(params: dict) -> None:
     d = data()
     X = d.X.copy()
     X[np.random.default_rng(0).random(X.shape) < 0.05] = np.nan  # train with missing values too
-    booster = _booster(params, X, d.y, list(d.categorical))
+    # Depth-limited as riskflow trains (its trees fit the branch-free kernel).
+    booster = _booster({"max_depth": 8, **params}, X, d.y, list(d.categorical))
     forest = Forest.from_model_string(booster.model_to_string())
     Xt = _nasty(d.X[:2000], seed=1)
+    Xt[180:200, :] = 1e-36  # inside LightGBM's zero band (zero_as_missing)
+    Xt[200:220, :] = -1e-36
     expected = booster.predict(Xt, raw_score=True)
     np.testing.assert_allclose(forest.predict_raw(Xt), expected, rtol=0, atol=1e-9)
     assert forest.num_trees == booster.num_trees()
+    # Both kernels reach the same leaves: the same bits, at every batch size.
+    assert forest.heap is not None
+    walk = forest.predict_raw(Xt, runtime="walk")
+    np.testing.assert_array_equal(forest.predict_raw(Xt, runtime="heap"), walk)
+    for n in (1, 3, 4, 65):
+        np.testing.assert_array_equal(forest.predict_raw(Xt[:n]), walk[:n])
+        np.testing.assert_array_equal(forest.predict_raw(Xt[:n], runtime="heap"), walk[:n])
 
 
 def test_member_runtimes_agree_and_single_rows_work() -> None:
@@ -80,12 +90,33 @@ def test_member_runtimes_agree_and_single_rows_work() -> None:
     assert m.decision_function(Xt[:0]).shape == (0,)
 
 
+def test_trees_too_deep_for_the_heap_are_walked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import riskflow.models._heap_trees as heap_trees
+
+    d = data()
+    booster = _booster({}, d.X, d.y, list(d.categorical), rounds=5)
+    monkeypatch.setattr(heap_trees, "MAX_DEPTH", 2)
+    forest = Forest.from_model_string(booster.model_to_string())
+    assert forest.heap is None  # 15 leaves cannot fit 2 levels
+    Xt = _nasty(d.X[:300], seed=3)
+    np.testing.assert_allclose(
+        forest.predict_raw(Xt), booster.predict(Xt, raw_score=True), rtol=0, atol=1e-9
+    )
+    with pytest.raises(ValueError, match="deeper than"):
+        forest.predict_raw(Xt, runtime="heap")
+    with pytest.raises(ValueError, match="runtime"):
+        forest.predict_raw(Xt, runtime="fast")
+
+
 def test_single_leaf_trees() -> None:
     d = data()
     booster = _booster({"min_data_in_leaf": 100_000}, d.X, d.y, [], rounds=3)  # no split possible
     forest = Forest.from_model_string(booster.model_to_string())
     np.testing.assert_allclose(
         forest.predict_raw(d.X[:10]), booster.predict(d.X[:10], raw_score=True), atol=1e-12
+    )
+    np.testing.assert_array_equal(
+        forest.predict_raw(d.X[:10], runtime="heap"), forest.predict_raw(d.X[:10], runtime="walk")
     )
 
 
