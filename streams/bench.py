@@ -17,8 +17,10 @@ otherwise):
    transaction (``drain_*_us_per_tx``, from ``/proc`` and ``/metrics``), so
    what the worker spends outside its timed stages is a measured figure.
 3. **max sustained throughput**: transactions are offered at fixed rates
-   (starting at 0.9x the drain rate, down from there until one holds, or up
-   in steps of 5 % of it while they hold) for ``sustain_seconds`` each; a rate
+   (starting at 0.9x the drain rate; up in steps of 5 % of it while they
+   hold, down below what the worker decided while none holds, then halving
+   the gap between the highest that held and the lowest that did not, to
+   500 tx/s; at most 6 trials) for ``sustain_seconds`` each; a rate
    is sustained when the producer delivered it and the group's lag (end
    offsets minus committed offsets, sampled every 0.25 s) stays bounded and
    does not grow (median of the last third against the first). The highest
@@ -513,28 +515,23 @@ async def _measure(
         out["drain_tx_per_s"] = round((_WARMUP + n - first) / max(t_last - t_first, 1e-9))
         out.update(_drain_costs(at_first, at_last, _WARMUP + n - first, t_last - t_first))
         trials: list[dict[str, Any]] = []
-        rate = max(500, int(out["drain_tx_per_s"] * 0.9) // 500 * 500)
+        drain = out["drain_tx_per_s"]
+        rate = max(_RATE_STEP, int(drain * 0.9) // _RATE_STEP * _RATE_STEP)
+        held: int | None = None  # highest rate that held
+        failed: int | None = None  # lowest rate that did not
         async with _Sender(config, topic, n_partitions, linger_ms=0) as sender:
-            for _ in range(4):
+            while len(trials) < _MAX_TRIALS:
                 trial = await _sustain(
                     lag, sender, source.take(int(rate * sustain_seconds)), rate, proc
                 )
                 trials.append(trial)
                 if trial["sustained"]:
+                    held = rate
+                else:
+                    failed = rate
+                rate = _next_rate(held, failed, trial["decided_tx_per_s"], drain)
+                if rate is None:
                     break
-                rate = max(500, int(min(rate, trial["decided_tx_per_s"]) * 0.9) // 500 * 500)
-            if len(trials) == 1 and trials[0]["sustained"]:
-                # The first rate held: step up towards the drain rate (an upper
-                # bound) until a rate does not, so the figure is not just 0.9x drain.
-                step = max(500, int(out["drain_tx_per_s"] * 0.05) // 500 * 500)
-                while rate + step <= out["drain_tx_per_s"] and len(trials) < 4:
-                    rate += step
-                    trial = await _sustain(
-                        lag, sender, source.take(int(rate * sustain_seconds)), rate, proc
-                    )
-                    trials.append(trial)
-                    if not trial["sustained"]:
-                        break
             out["max_sustained_tx_per_s"] = max(
                 [t["offered_tx_per_s"] for t in trials if t["sustained"]], default=None
             )
@@ -578,6 +575,40 @@ async def _measure(
             finally:
                 await col.stop()
     return out
+
+
+#: Sustained-search granularity (tx/s) and budget (trials of sustain_seconds each).
+_RATE_STEP = 500
+_MAX_TRIALS = 6
+
+
+def _next_rate(held: int | None, failed: int | None, decided: int, drain: int) -> int | None:
+    """The next offered rate of the sustained search, or None when it is done.
+
+    Up in steps of 5 % of the drain rate while every rate holds (never past the
+    drain rate, an upper bound); down to 0.9x what the worker decided while
+    none holds; then halving the gap between the highest rate that held and the
+    lowest that did not, to :data:`_RATE_STEP`.
+
+    >>> _next_rate(None, 24000, 20165, 27177)  # nothing held yet: below what was decided
+    18000
+    >>> _next_rate(18000, 24000, 17776, 27177)
+    21000
+    >>> _next_rate(21000, 21500, 0, 27177) is None  # bracketed to one step
+    True
+    >>> _next_rate(24000, None, 24000, 27177)  # all held: up by 5 % of the drain
+    25000
+    """
+    step = _RATE_STEP
+    if failed is None:
+        assert held is not None
+        up = held + max(step, int(drain * 0.05) // step * step)
+        return up if up <= drain else None
+    if held is None:
+        down = max(step, int(min(failed, decided) * 0.9) // step * step)
+        return down if down < failed else None
+    mid = (held + failed) // 2 // step * step
+    return mid if held < mid < failed else None
 
 
 async def _sustain(
