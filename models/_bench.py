@@ -120,13 +120,17 @@ def bench_models(
     num_threads: int = 1,
     n_features: int = 64,
     seed: int = 0,
+    rows: np.ndarray | None = None,
+    rows_source: str | None = None,
 ) -> dict[str, Any]:
     """Benchmark a saved model, or (without one) a model trained here on synthetic data.
 
     The synthetic stand-in has ``n_features`` columns (two categorical) and
     LightGBM is made to grow 300 trees of up to 31 leaves and the default depth
     (6), the production default's shape, so the figures are representative when
-    no model is at hand.
+    no model is at hand. A saved model scores ``rows`` (real feature rows, see
+    :func:`feature_rows`) when given, else random ones: trees cost more on real
+    rows, whose paths the CPU guesses less well.
     """
     from riskflow.models._artifact import load_model
     from riskflow.models._ensemble import Ensemble
@@ -134,14 +138,26 @@ def bench_models(
 
     if model_path is not None:
         model = load_model(model_path, num_threads=num_threads)
-        rng = np.random.default_rng(seed)
-        # No data at hand: random rows (small integer codes in categorical
-        # columns) still walk every tree and layer, which is what costs time.
-        X = rng.standard_normal((8192, model.n_features_in_)).astype(np.float32)
-        for j, kind in enumerate(model.kinds_):
-            if kind == "categorical":
-                X[:, j] = rng.integers(0, 8, X.shape[0])
-        source = {"model": str(model_path), "version": model.version}
+        if rows is not None:
+            if rows.ndim != 2 or rows.shape[1] != model.n_features_in_:
+                raise ValueError(
+                    f"The feature rows have shape {rows.shape}; the model takes "
+                    f"{model.n_features_in_} features."
+                )
+            X = np.ascontiguousarray(rows, dtype=np.float32)
+        else:
+            rng = np.random.default_rng(seed)
+            # No data at hand: random rows (small integer codes in categorical
+            # columns) still walk every tree and layer, which is what costs time.
+            X = rng.standard_normal((8192, model.n_features_in_)).astype(np.float32)
+            for j, kind in enumerate(model.kinds_):
+                if kind == "categorical":
+                    X[:, j] = rng.integers(0, 8, X.shape[0])
+        source = {
+            "model": str(model_path),
+            "version": model.version,
+            "rows": rows_source or "random",
+        }
     else:
         d = make_synthetic(n=24_000, n_numeric=max(n_features - 2, 6), seed=seed)
         t0 = time.perf_counter()
@@ -174,3 +190,29 @@ def bench_models(
             model, X, batch_sizes=batch_sizes, seconds=seconds, num_threads=num_threads
         ),
     }
+
+
+def feature_rows(
+    data: str | Path, model_path: str | Path, config: Any, *, history: int = 200_000, n: int = 8192
+) -> np.ndarray:
+    """The feature rows of the last ``n`` of ``data``'s first ``history`` transactions.
+
+    Computed by the feature engine from the start of the history (labels
+    released at their label time), so the rows carry the state a live
+    stream would have built by then. A shorter history gives its last ``n``
+    rows (or all of them). Refuses a model trained on another feature
+    catalogue.
+    """
+    from riskflow.features import FeatureEngine
+    from riskflow.models._artifact import load_model
+    from riskflow.table import load_dataset
+    from riskflow.train import compute_features
+
+    engine = FeatureEngine(config.features)
+    load_model(model_path, expected_catalogue_hash=engine.catalogue_hash)  # checks the catalogue
+    ds = load_dataset(data, default_label_delay_days=config.features.default_label_delay_days)
+    tx = ds.transactions.iloc[:history]
+    if len(tx) == 0:
+        raise ValueError(f"{data} holds no transactions.")
+    X = compute_features(engine, tx, ds.labels)
+    return np.ascontiguousarray(X[-n:])

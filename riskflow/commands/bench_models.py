@@ -29,10 +29,23 @@ from riskflow.cli import load_ctx_config
     type=click.IntRange(min=1),
     help="Threads per worker (default: config model.num_threads).",
 )
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(exists=True),
+    help="Score real feature rows instead of random ones: the feature engine's rows for the "
+    "last 8,192 of this history's first 200,000 transactions (e.g. data/standard). "
+    "Needs --model.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def models(
-    ctx: click.Context, model_path: str | None, seconds: float, threads: int | None, as_json: bool
+    ctx: click.Context,
+    model_path: str | None,
+    seconds: float,
+    threads: int | None,
+    data_path: str | None,
+    as_json: bool,
 ) -> None:
     """Transactions/s at batch sizes 1, 64, 1024 for LightGBM, the MLP and the ensemble.
 
@@ -40,16 +53,23 @@ def models(
     scorer uses, and torch against the MLP's numpy serving path.
     """
     from riskflow.errors import RiskflowError
-    from riskflow.models._bench import bench_models
+    from riskflow.models._bench import bench_models, feature_rows
 
     config = load_ctx_config(ctx)
     if model_path is None and (Path(config.model.path) / "manifest.json").is_file():
         model_path = str(config.model.path)
+    if data_path is not None and model_path is None:
+        raise click.UsageError("--data needs a trained model: pass --model DIR.")
     try:
+        rows = None if data_path is None else feature_rows(data_path, model_path, config)
         result = bench_models(
-            model_path, seconds=seconds, num_threads=threads or config.model.num_threads
+            model_path,
+            seconds=seconds,
+            num_threads=threads or config.model.num_threads,
+            rows=rows,
+            rows_source=None if data_path is None else f"features of {data_path}",
         )
-    except RiskflowError as exc:
+    except (RiskflowError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(result))

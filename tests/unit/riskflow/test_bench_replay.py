@@ -67,3 +67,27 @@ def test_bench_replay_prints_json_and_reuses_its_cache(tmp_path: Path) -> None:
     assert doc2["simulate_s"] is None and doc2["train_s"] is None
     assert doc2["model"]["version"] == doc["model"]["version"]
     assert doc2["flagged"] == doc["flagged"] and doc2["overlap"] is False
+
+
+@pytest.mark.usefixtures("small_training")
+def test_bench_models_scores_real_feature_rows(tmp_path: Path) -> None:
+    """`bench models --data` scores the engine's rows of a history (here the replay bench's)."""
+    built = CliRunner().invoke(
+        main, ["bench", "replay", "-n", "3000", "--repeats", "1", "--cache-dir", str(tmp_path)]
+    )
+    assert built.exit_code == 0, built.output
+    (data,) = tmp_path.glob("data-*")
+    (model,) = (p for p in tmp_path.glob("model-*") if p.is_dir())
+    args = ["bench", "models", "--model", str(model), "--seconds", "0.01", "--json"]
+    res = CliRunner().invoke(main, [*args, "--data", str(data)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["rows"] == f"features of {data}"
+    assert doc["results"]["ensemble"]["64"] > 0 and doc["results"]["lightgbm"]["1024"] > 0
+    assert json.loads(CliRunner().invoke(main, args).output)["rows"] == "random"
+    no_model = CliRunner().invoke(
+        main,
+        ["bench", "models", "--data", str(data)],
+        env={"RISKFLOW_MODEL__PATH": str(tmp_path / "no-model")},
+    )
+    assert no_model.exit_code != 0 and "--model" in no_model.output
