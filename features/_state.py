@@ -18,7 +18,7 @@ import numpy as np
 from riskflow.errors import RiskflowError
 
 from ._kernels import _layout as L
-from ._kernels._hash import _count_live, _rebuild_map
+from ._kernels._hash import _count_live, _move_rows, _rebuild_map
 
 __all__ = ["EntityTable", "PairTable", "GlobalState", "LabelQueue", "SnapshotError"]
 
@@ -116,7 +116,7 @@ def grow(table: Any, now: int, ttl: int, headroom: int) -> Any:
         cap *= 2
     old, new, new_keys = _rebuild_map(table.keys, last, float(now), float(ttl), cap)
     u = np.zeros((cap, table.u.shape[1]), np.uint64)
-    u[new] = table.u[old]
+    _move_rows(table.u, u, old, new)
     return _make(type(table), new_keys, np.array([len(old)], np.int64), u)
 
 

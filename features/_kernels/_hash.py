@@ -67,6 +67,24 @@ def _rebuild_map(keys, last, now, ttl, new_cap):  # pragma: no cover - compiled
 
 
 @njit
+def _move_rows(src, dst, old, new):  # pragma: no cover - compiled
+    """``dst[new[i]] = src[old[i]]`` for every i, row by row, without a temporary.
+
+    numpy's ``dst[new] = src[old]`` first gathers every live row into a
+    temporary (a table's worth of memory) and then scatters it: 1.4-1.7x the
+    time of this loop (2026-11-29: 152-218 against 105-107 ms for a 262,144-slot
+    entity table at 70 % load, 64-69 against 37-40 ms for a 1,048,576-slot pair
+    table), all of it on the worker's event loop.
+    """
+    w = src.shape[1]
+    for i in range(old.shape[0]):
+        s = old[i]
+        d = new[i]
+        for j in range(w):
+            dst[d, j] = src[s, j]
+
+
+@njit
 def _count_live(keys, last, now, ttl):  # pragma: no cover - compiled
     n = 0
     for i in range(keys.shape[0]):
