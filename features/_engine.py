@@ -294,7 +294,9 @@ class FeatureEngine:
                     # Touched: the pages are faulted in here (numpy releases the GIL).
                     _spare_buffer(a, spare, (name, i), touch=True)
 
-    def snapshot_later(self, position: dict[str, Any] | None = None) -> StateCapture:
+    def snapshot_later(
+        self, position: dict[str, Any] | None = None, *, copy_tables: bool = True
+    ) -> StateCapture:
         """Capture the state now; return a function that serialises that capture.
 
         :meth:`snapshot` of a few hundred MB of tables takes most of a second;
@@ -303,7 +305,13 @@ class FeatureEngine:
         result in a thread while it goes on deciding. The buffers are reused:
         call the result before the next ``snapshot_later``. The result's
         ``write(fh)`` writes the same bytes to a file instead.
+
+        ``copy_tables=False`` captures nothing: the result serialises the tables as
+        they are when called. For a forked writer, whose memory the fork
+        froze; anywhere else, the engine must not advance before the call.
         """
+        if not copy_tables:
+            return StateCapture(self, position)
         spare: dict[tuple[str, int], np.ndarray] = self.__dict__.setdefault("_spare", {})
         clone = copy.copy(self)
         for name in _TABLES:

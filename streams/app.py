@@ -15,7 +15,10 @@ import gc
 import logging
 import operator
 import os
+import signal
+import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -96,6 +99,8 @@ class RiskWorker:
         self.metrics.labels_waiting.set_function(lambda: self.processor.labels_waiting)
         self.state_dir = Path(s.state_dir)
         self.snapshot_path = self.state_dir / f"{s.app_id}-{instance_id}.snapshot"
+        #: Checkpoints captured by a forked writer (see StreamConfig.snapshot_capture).
+        self.fork_capture = s.snapshot_capture == "fork" and _CAN_FORK
         self.group_id = s.app_id
         self._lock = asyncio.Lock()
         self._producer: Any = None
@@ -714,6 +719,11 @@ class RiskWorker:
         if force:
             await self._settle_prepare()
             await self._capture(now)
+        elif self.fork_capture:
+            # Nothing to prepare: the fork freezes the state where it is (the
+            # lock is held, and a batch's output is emitted before this runs).
+            if not self._unemitted:
+                self._capture(now)
         elif self._preparing is None:
             self._preparing = asyncio.ensure_future(self._prepare_then_capture())
 
@@ -749,24 +759,67 @@ class RiskWorker:
             self._preparing = None
 
     def _capture(self, now: float) -> asyncio.Future[None]:
-        """Capture the state; its write runs in a thread (the returned future)."""
+        """Capture the state; it is written meanwhile (the returned future).
+
+        With :attr:`fork_capture` a forked child writes the snapshot from the
+        memory the fork froze and the event loop waits only for the fork;
+        otherwise the tables are copied here and written in a thread.
+        """
         self._last_checkpoint = now
         t0 = time.perf_counter()
-        later = self.processor.snapshot_later()
+        if self.fork_capture:
+            writing = self._fork_write()
+        else:
+            later = self.processor.snapshot_later()
+            writing = asyncio.ensure_future(asyncio.to_thread(self._write_snapshot, later))
         self.metrics.capture_ms.observe((time.perf_counter() - t0) * 1000)
-        self._writing = writing = asyncio.ensure_future(
-            asyncio.to_thread(self._write_snapshot, later)
-        )
+        self._writing = writing
         return writing
 
     def _write_snapshot(self, later: Any) -> None:
+        self._write_snapshot_file(later)
+        self.metrics.checkpoints.inc()
+
+    def _write_snapshot_file(self, later: Any) -> None:
+        """Write, fsync and atomically install a snapshot (a temporary file per process)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.snapshot_path.with_suffix(".tmp")
+        # Per process: a writer orphaned by a killed worker may still be
+        # writing while the restarted worker's own writer starts.
+        tmp = self.snapshot_path.with_suffix(f".{os.getpid()}.tmp")
         with open(tmp, "wb") as fh:
             later.write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.snapshot_path)
+
+    def _fork_write(self) -> asyncio.Future[None]:
+        """Fork a child that writes the state as it is now; the future ends with the child.
+
+        The child shares the parent's pages copy-on-write, so what it writes is
+        the state at the fork, consistent with the positions, while the parent
+        goes on deciding. It runs no event loop, no thread and no logging (only
+        the forking thread exists in it) and leaves with ``os._exit``.
+        """
+        later = self.processor.snapshot_later(copy_tables=False)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child; tested through the snapshot it writes
+            code = 1
+            try:
+                _forget_parent_signals()
+                self._write_snapshot_file(later)
+                code = 0
+            except BaseException:  # noqa: BLE001 - reported on stderr, then the exit code
+                with contextlib.suppress(BaseException):
+                    os.write(2, traceback.format_exc().encode())
+            finally:
+                os._exit(code)
+        return asyncio.ensure_future(self._reap_writer(pid))
+
+    async def _reap_writer(self, pid: int) -> None:
+        _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            raise RuntimeError(f"the snapshot writer (pid {pid}) exited with status {code}")
         self.metrics.checkpoints.inc()
 
     async def _probe_loop_lag(self) -> None:
@@ -897,6 +950,23 @@ def freeze_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+#: Fork-based checkpoints need fork(2) with copy-on-write (Linux).
+_CAN_FORK = hasattr(os, "fork") and sys.platform.startswith("linux")
+
+
+def _forget_parent_signals() -> None:  # pragma: no cover - runs in the forked writer
+    """In a forked snapshot writer: default signal handling, no wake-up of the parent's loop.
+
+    The parent's event loop handles SIGTERM / SIGINT through a wake-up file
+    descriptor the child shares; a signal to the child must not reach it.
+    """
+    with contextlib.suppress(ValueError, OSError):
+        signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(sig, signal.SIG_DFL)
 
 
 def pin_threads(num_threads: int) -> None:

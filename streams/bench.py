@@ -529,9 +529,10 @@ async def _measure(
                     held = rate
                 else:
                     failed = rate
-                rate = _next_rate(held, failed, trial["decided_tx_per_s"], drain)
-                if rate is None:
+                step = _next_rate(held, failed, trial["decided_tx_per_s"], drain)
+                if step is None:
                     break
+                rate = step
             out["max_sustained_tx_per_s"] = max(
                 [t["offered_tx_per_s"] for t in trials if t["sustained"]], default=None
             )

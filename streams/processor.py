@@ -38,6 +38,7 @@ from riskflow.schema import parse_label, parse_transaction
 from riskflow.streams._batch import tx_batch
 from riskflow.streams._columns import fast_tx_batch
 from riskflow.streams._lookup import Lookup
+from riskflow.streams._snapshot import uncopied
 
 __all__ = [
     "InRecord",
@@ -468,17 +469,19 @@ class StreamProcessor:
         if prepare is not None:
             prepare()
 
-    def snapshot_later(self) -> SnapshotCapture:
+    def snapshot_later(self, *, copy_tables: bool = True) -> SnapshotCapture:
         """Capture the state now (copies); serialise it, as :meth:`snapshot`'s bytes, when called.
 
         The worker writes the result to its snapshot file in a thread
         (``write(fh)``) so deciding goes on while hundreds of MB are written;
         the capture is consistent with :attr:`positions` at the time of this
-        call.
+        call. ``copy_tables=False`` leaves the feature tables uncopied (the result
+        serialises them as they are when called): for a forked writer, whose
+        memory the fork froze.
         """
         later = getattr(self.scoring, "snapshot_later", None)
         if later is not None:
-            engine = later()
+            engine = later() if copy_tables else uncopied(later)
         else:
             data = self._scoring().snapshot()
             engine = lambda: data  # noqa: E731

@@ -18,6 +18,7 @@ import orjson
 from riskflow.batch import LabelBatch, TxBatch
 from riskflow.config import Config
 from riskflow.pipeline import DecisionBatch, ScoringPipeline
+from riskflow.streams._snapshot import uncopied
 
 __all__ = ["PipelineScoring", "Thresholds", "load_scoring"]
 
@@ -56,17 +57,18 @@ class PipelineScoring:
     def snapshot(self) -> bytes:
         return bytes(self.pipeline.engine.snapshot())  # type: ignore[attr-defined]
 
-    def snapshot_later(self) -> Callable[[], bytes]:
+    def snapshot_later(self, *, copy_tables: bool = True) -> Callable[[], bytes]:
         """Capture the feature state now, serialise it when called (in a thread).
 
         The engine's :meth:`~riskflow.features.FeatureEngine.snapshot_later`
         where it has one; another engine is serialised at once instead.
+        ``copy_tables=False``: the tables are not copied (a forked writer's).
         """
         later = getattr(self.pipeline.engine, "snapshot_later", None)
         if later is None:
             data = self.snapshot()
             return lambda: data
-        return later()
+        return later() if copy_tables else uncopied(later)
 
     def prepare_snapshot(self) -> None:
         """Let the engine make its capture buffers ready (in a thread, before :meth:`snapshot_later`)."""
