@@ -767,9 +767,18 @@ class RiskWorker:
         """
         self._last_checkpoint = now
         t0 = time.perf_counter()
+        writing = None
         if self.fork_capture:
-            writing = self._fork_write()
-        else:
+            try:
+                writing = self._fork_write()
+            except OSError as exc:  # e.g. ENOMEM under strict overcommit
+                log.warning(
+                    "forking the snapshot writer failed (%s); copying the state instead "
+                    "from now on (stream.snapshot_capture = 'copy')",
+                    exc,
+                )
+                self.fork_capture = False
+        if writing is None:
             later = self.processor.snapshot_later()
             writing = asyncio.ensure_future(asyncio.to_thread(self._write_snapshot, later))
         self.metrics.capture_ms.observe((time.perf_counter() - t0) * 1000)

@@ -104,3 +104,27 @@ def test_a_failing_forked_writer_fails_the_checkpoint(tmp_path: Path) -> None:
 
     asyncio.run(checkpoint())
     assert worker.metrics.checkpoints._value.get() == 0
+
+
+def test_a_fork_that_fails_falls_back_to_copying(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fork(2) can fail (ENOMEM under strict overcommit): the checkpoint still happens."""
+    import os
+
+    worker = _worker(tmp_path, "fork")
+    worker.fork_capture = True
+
+    def no_fork() -> int:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    worker.processor.process_transactions(_records(50))
+    expected = worker.processor.snapshot()
+
+    async def checkpoint() -> None:
+        await asyncio.wait_for(worker._capture(0.0), 60)
+
+    asyncio.run(checkpoint())
+    assert worker.snapshot_path.read_bytes() == expected
+    assert worker.fork_capture is False
