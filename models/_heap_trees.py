@@ -45,7 +45,7 @@ from numba import njit
 
 from riskflow.models._tree_rules import _ZERO
 
-__all__ = ["MAX_DEPTH", "HeapForest"]
+__all__ = ["MAX_DEPTH", "HeapForest", "fold_rules"]
 
 #: Deeper trees keep the node-walking kernel: a complete tree of depth d has
 #: 2**d - 1 nodes whatever its leaves, so past ~10 levels the layout is mostly
@@ -111,8 +111,10 @@ class HeapForest:
         h_node_off = np.concatenate([[0], np.cumsum(n_nodes)]).astype(np.int64)
         h_leaf_off = np.concatenate([[0], np.cumsum(n_leaves)]).astype(np.int64)
         N = int(h_node_off[-1])
-        if feature.size and int(feature.max()) > _FEATURE_MASK:
+        folded = fold_rules(feature, threshold, decision)
+        if folded is None:
             return None
+        code, flags = folded
         h_code = np.full(N, 1 << _NAN_LEFT_SHIFT, np.int32)  # padding: always left
         h_threshold = np.full(N, np.inf)
         h_flags = np.zeros(N, np.uint8)
@@ -138,21 +140,10 @@ class HeapForest:
                 j = nb + node
                 h = hn + k
                 h_threshold[h] = threshold[j]
-                d = int(decision[j])
-                missing = (d >> 2) & 3
-                dl = (d & 2) != 0
-                if d & 1:
-                    h_code[h] = int(feature[j]) | _SPECIAL
-                    h_flags[h] = _CATEGORICAL
-                    h_cat_start[h] = cat_start[j]
-                    h_cat_len[h] = cat_len[j]
-                elif missing == 1:
-                    h_code[h] = int(feature[j]) | _SPECIAL
-                    h_flags[h] = _ZERO_MISSING | (_DEFAULT_LEFT if dl else 0)
-                else:
-                    # LightGBM reads NaN as 0.0 when the missing type is none.
-                    nan_left = dl if missing == 2 else bool(threshold[j] >= 0.0)
-                    h_code[h] = int(feature[j]) | (int(nan_left) << _NAN_LEFT_SHIFT)
+                h_code[h] = code[j]
+                h_flags[h] = flags[j]
+                h_cat_start[h] = cat_start[j]
+                h_cat_len[h] = cat_len[j]
                 stack.append((int(left[j]), 2 * k + 1, level + 1))
                 stack.append((int(right[j]), 2 * k + 2, level + 1))
         return cls(
@@ -204,6 +195,30 @@ def _special_go_left(
     if np.isnan(f) or (-_ZERO <= f <= _ZERO):
         return np.int64((fl & _DEFAULT_LEFT) != 0)
     return np.int64(f <= threshold)
+
+
+def fold_rules(
+    feature: np.ndarray, threshold: np.ndarray, decision: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each node's LightGBM rule as a ``code`` and special-node ``flags`` (module docstring).
+
+    None when a feature index does not fit the code's bits.
+    """
+    if feature.size and int(feature.max()) > _FEATURE_MASK:
+        return None
+    d = decision.astype(np.int64)
+    missing = (d >> 2) & 3
+    dl = (d & 2) != 0
+    categorical = (d & 1) != 0
+    zero = ~categorical & (missing == 1)
+    # LightGBM reads NaN as 0.0 when the missing type is none.
+    nan_left = np.where(missing == 2, dl, threshold >= 0.0)
+    code = feature.astype(np.int64) | (nan_left.astype(np.int64) << _NAN_LEFT_SHIFT)
+    code = np.where(categorical | zero, feature.astype(np.int64) | _SPECIAL, code)
+    flags = np.where(categorical, _CATEGORICAL, 0) | np.where(
+        zero, _ZERO_MISSING | np.where(dl, _DEFAULT_LEFT, 0), 0
+    )
+    return code.astype(np.int32), flags.astype(np.uint8)
 
 
 def _depth(left: np.ndarray, right: np.ndarray) -> int:

@@ -20,7 +20,7 @@ from numba import njit
 
 from riskflow.errors import ArtifactError
 from riskflow.models._heap_trees import MAX_DEPTH as HEAP_MAX_DEPTH
-from riskflow.models._heap_trees import HeapForest
+from riskflow.models._heap_trees import HeapForest, fold_rules
 from riskflow.models._tree_rules import _ZERO as _ZERO_T  # one constant for both rules
 from riskflow.models._treeshap_tables import ShapTables, build_shap_tables
 
@@ -65,6 +65,9 @@ class Forest:
     # The trees as complete heap-ordered trees for the branch-free kernel
     # (None: a tree is deeper than _heap_trees.MAX_DEPTH; the node walk serves).
     heap: HeapForest | None = None
+    # TreeSHAP's branch-free sweep: each node's folded rule (code, flags) and
+    # where its children's marks go (None without tables).
+    sweep: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def from_model_string(cls, text: str) -> Forest:
@@ -171,6 +174,10 @@ class Forest:
             cat_len,
             leaf_value,
         )
+        sweep = None
+        folded = fold_rules(feature, threshold, decision)
+        if tables is not None and folded is not None:
+            sweep = (*folded, _child_slots(left, right, tables.max_nodes))
         return cls(
             node_offset=node_offset,
             leaf_offset=leaf_offset,
@@ -190,6 +197,7 @@ class Forest:
             max_depth=max_depth,
             shap_tables=tables,
             heap=heap,
+            sweep=sweep,
         )
 
     @property
@@ -266,6 +274,7 @@ class Forest:
             or self.leaf_count is None
             or self.expected is None
             or tables is None
+            or self.sweep is None
         ):
             raise ArtifactError(
                 "This LightGBM model text has no node counts, so the compiled runtime cannot "
@@ -278,6 +287,7 @@ class Forest:
             *self._walk,
             self.expected,
             tables,
+            *self.sweep,
             out,
         )
         if not tables.tree_table.all():  # trees too deep for a table
@@ -292,6 +302,17 @@ class Forest:
                 out,
             )
         return out
+
+
+def _child_slots(left: np.ndarray, right: np.ndarray, max_nodes: int) -> np.ndarray:
+    """Where TreeSHAP's sweep stores each node's children's marks: ``(left, right)`` per node.
+
+    A child node ``c`` at ``c``, a leaf ``~c`` at ``max(max_nodes, 1) + ~c``
+    (the kernel's scratch array holds the nodes', then the leaves' marks).
+    """
+    leaves_at = max(max_nodes, 1)
+    pairs = np.stack([left, right], axis=1).astype(np.int64)
+    return np.where(pairs >= 0, pairs, leaves_at + ~pairs).astype(np.int32).reshape(-1)
 
 
 def _depth(left: np.ndarray, right: np.ndarray) -> int:
