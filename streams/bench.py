@@ -30,10 +30,12 @@ otherwise):
    minus its ``source_ts_ms`` (the input record's Kafka timestamp, set when
    the producer appended it): end to end, through the broker both ways. The
    first second (pacing settles) is left out. The default 60 s spans two of
-   the worker's 30 s checkpoints, whose state capture holds its event loop
-   for tens of ms: they set the P99, so a shorter run that happens to hold
-   none reads low. Beside it the worker's own view over the same window:
-   its latency histogram, how late its loop's timer fired
+   the worker's 30 s checkpoints (with ``stream.snapshot_capture = "copy"``
+   their capture holds the event loop for tens of ms or more, so a shorter
+   run that happens to hold none reads low). Beside it the worker's own view
+   over the same window: its latency histograms (from the record's timestamp,
+   ``worker_p*_le``; from the batch's consumption, ``worker_consume_p*_le``,
+   i.e. without the broker and the fetch), how late its loop's timer fired
    (``worker_loop_lag_*``) and its state captures.
 
 Offered transactions come from a simulator folder (``data``: realistic mix,
@@ -548,6 +550,7 @@ async def _measure(
                     # the collector stamps their arrival on this same event loop.
                     ids = [orjson.loads(v)["tx_id"] for _, v in batch]
                     before = _histogram(port, "riskflow_latency_from_record_ms")
+                    consumed_before = _histogram(port, "riskflow_latency_from_consume_ms")
                     stalls_before = {
                         h: _histogram(port, h)
                         for h in ("riskflow_event_loop_lag_ms", "riskflow_checkpoint_capture_ms")
@@ -568,6 +571,14 @@ async def _measure(
                         "worker_p50_le": _quantile(before, port, 0.5),
                         "worker_p99_le": _quantile(before, port, 0.99),
                         "worker_max_le": _quantile(before, port, 1.0),
+                        # From the batch's consumption to its decisions produced:
+                        # the worker's own share, without the broker and fetch.
+                        "worker_consume_p50_le": _quantile(
+                            consumed_before, port, 0.5, "riskflow_latency_from_consume_ms"
+                        ),
+                        "worker_consume_p99_le": _quantile(
+                            consumed_before, port, 0.99, "riskflow_latency_from_consume_ms"
+                        ),
                         **_stalls(stalls_before, port),
                     }
                 out["latency_ms"] = latency

@@ -37,5 +37,8 @@ def test_bench_stream_reports_throughput_latency_and_stalls(
     # The worker's own view and its stalls over the same window: a 3 s run
     # with a checkpoint every second captured at least once.
     assert lat["worker_p99_le"] is not None and lat["worker_max_le"] >= lat["worker_p99_le"]
+    # Consumption to production is part of record to production.
+    assert lat["worker_consume_p99_le"] is not None
+    assert lat["worker_consume_p50_le"] <= lat["worker_p50_le"]
     assert lat["worker_loop_lag_max_le"] is not None
     assert lat["checkpoint_captures"] >= 1 and lat["checkpoint_capture_max_le"] is not None
