@@ -17,7 +17,7 @@ an int64 and back (for a log without a libm call, which keeps loops
 vectorisable).
 
 Under ``NUMBA_DISABLE_JIT=1`` the names are their interpreted twins (numpy
-slices of 4 and the same arithmetic), so kernels still run, and give the
+slices of :data:`LANES` and the same arithmetic), so kernels still run, and give the
 same numbers, without compilation.
 """
 
