@@ -45,6 +45,23 @@ _TILE = 8 * LANES
 _BLOCK_ROWS = 16
 
 
+def cache_aligned(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of 1-D ``a`` that starts on a 64-byte boundary (a cache line).
+
+    Examples
+    --------
+    >>> b = cache_aligned(np.arange(5.0))
+    >>> b.ctypes.data % 64, b.tolist()
+    (0, [0.0, 1.0, 2.0, 3.0, 4.0])
+    """
+    step = a.itemsize
+    buf = np.empty(a.size + 64 // step, dtype=a.dtype)
+    start = (-buf.ctypes.data % 64) // step
+    out = buf[start : start + a.size]
+    out[:] = a
+    return out
+
+
 def tile_panels(w: np.ndarray, tile: int = _TILE) -> np.ndarray:
     """A (inputs, units) weight matrix's full tiles, each contiguous, flattened.
 
