@@ -30,6 +30,7 @@ from riskflow.models._mlp_kernels import (
     _forward_blocks,
     _forward_rows,
     _prepare_rows,
+    cache_aligned,
     tile_panels,
 )
 
@@ -406,6 +407,12 @@ class MLPMember:
         )
         self._b_offset = np.cumsum([0, *(b.size for _, b in self._layers)]).astype(np.int64)
         self._dims = np.asarray([h1, *(b.size for _, b in self._layers)], dtype=np.int64)
+        # Vectors the kernel loads must not straddle cache lines: numpy's large
+        # arrays start 16 or 32 bytes past one (tiles are whole lines apart).
+        self._w1_panels = cache_aligned(self._w1_panels)
+        self._wp_flat = cache_aligned(self._wp_flat)
+        self._b_first = cache_aligned(self._b_first)
+        self._b_flat = cache_aligned(self._b_flat)
 
     def decision_function(self, X: np.ndarray, *, runtime: str = "numpy") -> np.ndarray:
         """Logits (log-odds before calibration), float64 (n,).
