@@ -223,10 +223,11 @@ class FeatureEngine:
             if i >= n:
                 break
             now = int(self._glob.clock[0])
+            spare = self.__dict__.setdefault("_grow_spare", {})
             if self._ent.meta[0] + L.NE + L.NL > S.max_load(self._ent):
-                self._ent = S.grow(self._ent, now, self._ttl, L.NE + L.NL)
+                self._ent = S.grow(self._ent, now, self._ttl, L.NE + L.NL, spare.pop("ent", None))
             if self._pair.meta[0] + L.NP > S.max_load(self._pair):
-                self._pair = S.grow(self._pair, now, self._ttl, L.NP)
+                self._pair = S.grow(self._pair, now, self._ttl, L.NP, spare.pop("pair", None))
         if lp:
             self._queue = S.LabelQueue(
                 q.time[lp:], q.label[lp:], q.amount[lp:], np.ascontiguousarray(q.keys[:, lp:])
@@ -278,6 +279,28 @@ class FeatureEngine:
             {"ent": self._ent, "pair": self._pair, "glob": self._glob, "queue": self._queue},
             header,
         )
+
+    def growth_due_soon(self) -> bool:
+        """Whether a table is past :data:`GROW_AHEAD` of its limit without buffers made ready."""
+        spare = self.__dict__.get("_grow_spare", {})
+        return any(
+            name not in spare and t.meta[0] > GROW_AHEAD * S.max_load(t)
+            for name, t in (("ent", self._ent), ("pair", self._pair))
+        )
+
+    def prepare_growth(self) -> None:
+        """Allocate and touch the arrays the next growth of a nearly full table rebuilds into.
+
+        Meant for a thread while the engine goes on processing (it reads only
+        the tables' shapes): a table doubling on the worker's event loop
+        otherwise faults its new memory in there (0.5-1.5 s for hundreds of MB
+        on this machine's VM). A growth that needs another capacity (many rows
+        expired) allocates its own as before.
+        """
+        spare = self.__dict__.setdefault("_grow_spare", {})
+        for name, t in (("ent", self._ent), ("pair", self._pair)):
+            if name not in spare and t.meta[0] > GROW_AHEAD * S.max_load(t):
+                spare[name] = S.grown_buffers(t, S.grown_capacity(t), touch=True)
 
     def prepare_capture(self) -> None:
         """Allocate and touch the buffers the next :meth:`snapshot_later` copies into.
@@ -352,6 +375,11 @@ class StateCapture:
 
     def write(self, fh: Any) -> None:
         self._engine.write_snapshot(fh, self._position)
+
+
+#: A table this full (of its growth limit) gets its grown arrays made ready
+#: (:meth:`FeatureEngine.prepare_growth`).
+GROW_AHEAD = 0.8
 
 
 def _copy_into(a: Any, spare: dict[tuple[str, int], np.ndarray], name: str, i: int) -> Any:

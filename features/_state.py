@@ -103,21 +103,52 @@ def max_load(table: Any) -> int:
     return int(table.keys.shape[0] * MAX_LOAD)
 
 
-def grow(table: Any, now: int, ttl: int, headroom: int) -> Any:
+def grow(
+    table: Any,
+    now: int,
+    ttl: int,
+    headroom: int,
+    spare: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Any:
     """Rebuild ``table`` without TTL-expired rows, doubling until it has room.
 
     Expired rows behave exactly as absent ones in the kernel, so dropping
-    them changes no feature; only memory is reclaimed.
+    them changes no feature; only memory is reclaimed. ``spare``: zeroed
+    ``(keys, rows)`` arrays made ready ahead (:func:`grown_buffers`), used
+    when they have the capacity the rebuild needs.
     """
     last = table.f[:, 0]  # R_LAST and Q_LAST are both column 0
     live = int(_count_live(table.keys, last, float(now), float(ttl)))
     cap = table.keys.shape[0]
     while live + headroom > cap * MAX_LOAD / 2:
         cap *= 2
-    old, new, new_keys = _rebuild_map(table.keys, last, float(now), float(ttl), cap)
-    u = np.zeros((cap, table.u.shape[1]), np.uint64)
+    if spare is not None and spare[0].shape[0] == cap and spare[1].shape[1] == table.u.shape[1]:
+        new_keys, u = spare
+    else:
+        new_keys, u = grown_buffers(table, cap, touch=False)
+    old, new = _rebuild_map(table.keys, last, float(now), float(ttl), new_keys)
     _move_rows(table.u, u, old, new)
     return _make(type(table), new_keys, np.array([len(old)], np.int64), u)
+
+
+def grown_capacity(table: Any) -> int:
+    """The capacity :func:`grow` gives ``table`` when no row has expired (4x at the limit)."""
+    return int(table.keys.shape[0] * 4)
+
+
+def grown_buffers(table: Any, cap: int, *, touch: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Zeroed ``(keys, rows)`` arrays for ``table`` grown to ``cap`` slots.
+
+    ``touch``: write every page now (in a thread, ahead of the growth) so the
+    rebuild on the event loop does not fault fresh memory in: 1.5 s for a
+    650 MB table on this machine's VM against ~0.1 s into touched memory.
+    """
+    new_keys = np.zeros(cap, np.uint64)
+    u = np.zeros((cap, table.u.shape[1]), np.uint64)
+    if touch:
+        new_keys.fill(0)
+        u.fill(0)
+    return new_keys, u
 
 
 #: Bytes per write of an array's data (see :func:`write`).

@@ -108,6 +108,7 @@ class RiskWorker:
         self._writing: asyncio.Future[None] | None = None
         self._preparing: asyncio.Future[None] | None = None
         self._prep_thread: asyncio.Future[None] | None = None
+        self._growing: asyncio.Future[None] | None = None
         self._policy_ready = asyncio.Event()
         self._model_loaded = True
         self._emit_failing = False
@@ -695,6 +696,21 @@ class RiskWorker:
         consume_ms = max(now_ms - t_consumed * 1000, 0.0)
         observe_many(m.latency_consume, np.full(len(out.decisions), consume_ms))
 
+    def _maybe_prepare_growth(self) -> None:
+        """When a state table nears its growth, a thread makes the grown arrays ready.
+
+        The growth itself rebuilds the table on the event loop; into memory
+        never touched that took 0.5-1.5 s here (the pages fault in one by one),
+        into memory a thread touched ahead ~0.1 s.
+        """
+        if self._growing is not None and not self._growing.done():
+            return
+        if self._growing is not None and self._growing.exception() is not None:
+            log.warning("preparing a state table's growth failed: %r", self._growing.exception())
+        self._growing = None
+        if self.processor.growth_due_soon():
+            self._growing = asyncio.ensure_future(asyncio.to_thread(self.processor.prepare_growth))
+
     async def _maybe_checkpoint(self, force: bool = False) -> None:
         """Checkpoint when due: capture the state (consistent with the positions), write it in a thread.
 
@@ -705,6 +721,8 @@ class RiskWorker:
         checkpoint due while the last is still being written waits for the
         next batch. ``force`` (shutdown) captures now and waits for the write.
         """
+        if not force:
+            self._maybe_prepare_growth()  # after every batch, like this check
         now = time.monotonic()
         writing = self._writing
         if writing is not None and not writing.done():

@@ -463,6 +463,17 @@ class StreamProcessor:
         """State and the input positions it reflects, as one blob (no pickle)."""
         return self.snapshot_later()()
 
+    def growth_due_soon(self) -> bool:
+        """Whether the scoring's state tables near a growth (cheap; on the event loop)."""
+        due = getattr(self.scoring, "growth_due_soon", None)
+        return bool(due()) if due is not None else False
+
+    def prepare_growth(self) -> None:
+        """Make the state's next growth's memory ready, in a thread (see the engine's)."""
+        prepare = getattr(self.scoring, "prepare_growth", None)
+        if prepare is not None:
+            prepare()
+
     def prepare_snapshot(self) -> None:
         """Work :meth:`snapshot_later` can have done ahead, in a thread (the scoring's buffers)."""
         prepare = getattr(self.scoring, "prepare_snapshot", None)

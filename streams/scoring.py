@@ -70,6 +70,17 @@ class PipelineScoring:
             return lambda: data
         return later() if copy_tables else uncopied(later)
 
+    def growth_due_soon(self) -> bool:
+        """Whether the engine's tables near their growth (see :meth:`prepare_growth`)."""
+        due = getattr(self.pipeline.engine, "growth_due_soon", None)
+        return bool(due()) if due is not None else False
+
+    def prepare_growth(self) -> None:
+        """Let the engine make a nearly full table's grown arrays ready (in a thread)."""
+        prepare = getattr(self.pipeline.engine, "prepare_growth", None)
+        if prepare is not None:
+            prepare()
+
     def prepare_snapshot(self) -> None:
         """Let the engine make its capture buffers ready (in a thread, before :meth:`snapshot_later`)."""
         prepare = getattr(self.pipeline.engine, "prepare_capture", None)

@@ -42,10 +42,11 @@ def _probe(keys, k):  # pragma: no cover - compiled
 
 
 @njit
-def _rebuild_map(keys, last, now, ttl, new_cap):  # pragma: no cover - compiled
-    """Where each live (not TTL-expired) entry of ``keys`` goes in a table of ``new_cap``.
+def _rebuild_map(keys, last, now, ttl, new_keys):  # pragma: no cover - compiled
+    """Where each live (not TTL-expired) entry of ``keys`` goes in ``new_keys`` (all zero).
 
-    Returns ``(old_slots, new_slots, new_keys)``; expired entries are dropped.
+    Fills ``new_keys`` (the grown table's index) and returns ``(old_slots,
+    new_slots)``; expired entries are dropped.
     """
     n_live = 0
     for i in range(keys.shape[0]):
@@ -53,7 +54,6 @@ def _rebuild_map(keys, last, now, ttl, new_cap):  # pragma: no cover - compiled
             n_live += 1
     old = np.empty(n_live, np.int64)
     new = np.empty(n_live, np.int64)
-    new_keys = np.zeros(new_cap, np.uint64)
     j = 0
     for i in range(keys.shape[0]):
         k = keys[i]
@@ -63,7 +63,7 @@ def _rebuild_map(keys, last, now, ttl, new_cap):  # pragma: no cover - compiled
             old[j] = i
             new[j] = s
             j += 1
-    return old, new, new_keys
+    return old, new
 
 
 @njit

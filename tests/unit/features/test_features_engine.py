@@ -103,6 +103,36 @@ def test_random_batches_and_snapshot_equal_one_shot(stream) -> None:
     _same(np.concatenate(parts), X_ref)
 
 
+def test_growth_into_buffers_prepared_ahead_gives_the_same_features(stream) -> None:
+    """A worker's thread makes a nearly full table's grown arrays ready; features do not change."""
+    tx_df, lb_df = stream
+    cfg = FeatureConfig(initial_capacity=16, entity_ttl_days=2.0)
+    X_ref, _ = _one_shot(tx_df, lb_df, cfg)
+    tx = TxBatch.from_frame(tx_df)
+    labels = LabelBatch.join(lb_df, tx_df)
+    eng = FeatureEngine(cfg)
+    parts, cursor, used, prepared = [], 0, 0, 0
+    for start in range(0, len(tx), 25):
+        chunk = tx.take(slice(start, start + 25))
+        end = int(np.searchsorted(labels.label_time, chunk.ts[-1], side="right"))
+        lb = LabelBatch(*(a[cursor:end] for a in labels)) if end > cursor else None
+        cursor = max(cursor, end)
+        if eng.growth_due_soon():
+            eng.prepare_growth()
+            prepared += 1
+            assert not eng.growth_due_soon()  # ready: not asked again
+        spare = dict(eng.__dict__.get("_grow_spare", {}))
+        parts.append(eng.process(chunk, lb))
+        after = eng.__dict__.get("_grow_spare", {})
+        used += sum(
+            1
+            for name, bufs in spare.items()
+            if name not in after and getattr(eng, f"_{name}").keys is bufs[0]
+        )
+    _same(np.concatenate(parts), X_ref)
+    assert prepared >= 2 and used >= 2  # prepared ahead, then grown into
+
+
 def test_labels_all_at_once_equal_labels_as_they_come(stream) -> None:
     tx_df, lb_df = stream
     X_ref, _ = _one_shot(tx_df, lb_df)
