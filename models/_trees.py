@@ -20,7 +20,7 @@ from numba import njit
 
 from riskflow.errors import ArtifactError
 from riskflow.models._heap_trees import MAX_DEPTH as HEAP_MAX_DEPTH
-from riskflow.models._heap_trees import HeapForest, fold_rules
+from riskflow.models._heap_trees import HeapForest, _depth, fold_rules
 from riskflow.models._tree_rules import _ZERO as _ZERO_T  # one constant for both rules
 from riskflow.models._treeshap_tables import ShapTables, build_shap_tables
 
@@ -313,19 +313,6 @@ def _child_slots(left: np.ndarray, right: np.ndarray, max_nodes: int) -> np.ndar
     leaves_at = max(max_nodes, 1)
     pairs = np.stack([left, right], axis=1).astype(np.int64)
     return np.where(pairs >= 0, pairs, leaves_at + ~pairs).astype(np.int32).reshape(-1)
-
-
-def _depth(left: np.ndarray, right: np.ndarray) -> int:
-    """Depth of a tree's deepest leaf (root = 0)."""
-    deepest, stack = 0, [(0, 0)]
-    while stack:
-        node, d = stack.pop()
-        for child in (int(left[node]), int(right[node])):
-            if child >= 0:
-                stack.append((child, d + 1))
-            else:
-                deepest = max(deepest, d + 1)
-    return deepest
 
 
 def _pairs(lines: list[str]) -> dict[str, str]:
