@@ -300,7 +300,10 @@ class FeatureEngine:
         spare = self.__dict__.setdefault("_grow_spare", {})
         for name, t in (("ent", self._ent), ("pair", self._pair)):
             if name not in spare and t.meta[0] > GROW_AHEAD * S.max_load(t):
-                spare[name] = S.grown_buffers(t, S.grown_capacity(t), touch=True)
+                bufs = S.grown_buffers(t, S.grown_capacity(t), touch=True)
+                # Kept only if the table did not grow meanwhile (they would not fit).
+                if getattr(self, f"_{name}") is t:
+                    spare[name] = bufs
 
     def prepare_capture(self) -> None:
         """Allocate and touch the buffers the next :meth:`snapshot_later` copies into.
