@@ -39,11 +39,15 @@ feature rows of the standard preset; 2026-11-29), us per row at 16 / 64 /
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit
 
 from riskflow.models._tree_rules import _ZERO
+
+if TYPE_CHECKING:
+    from riskflow.models._trees import Forest
 
 __all__ = ["MAX_DEPTH", "HeapForest", "fold_rules"]
 
@@ -82,21 +86,11 @@ class HeapForest:
     leaf_value: np.ndarray  # float64 per bottom slot
 
     @classmethod
-    def build(
-        cls,
-        node_offset: np.ndarray,
-        leaf_offset: np.ndarray,
-        feature: np.ndarray,
-        threshold: np.ndarray,
-        decision: np.ndarray,
-        left: np.ndarray,
-        right: np.ndarray,
-        cat_start: np.ndarray,
-        cat_len: np.ndarray,
-        leaf_value: np.ndarray,
-    ) -> HeapForest | None:
-        """The layout of a parsed forest (its :class:`~._trees.Forest` arrays), or None
-        when a tree is deeper than :data:`MAX_DEPTH`."""
+    def build(cls, forest: Forest, code: np.ndarray, flags: np.ndarray) -> HeapForest | None:
+        """The layout of a parsed ``forest`` whose rules :func:`fold_rules` folded into
+        ``code`` / ``flags``, or None when a tree is deeper than :data:`MAX_DEPTH`."""
+        node_offset, leaf_offset = forest.node_offset, forest.leaf_offset
+        left, right, threshold = forest.left, forest.right, forest.threshold
         T = node_offset.size - 1
         depths = np.zeros(T, np.int64)
         for t in range(T):
@@ -111,10 +105,6 @@ class HeapForest:
         h_node_off = np.concatenate([[0], np.cumsum(n_nodes)]).astype(np.int64)
         h_leaf_off = np.concatenate([[0], np.cumsum(n_leaves)]).astype(np.int64)
         N = int(h_node_off[-1])
-        folded = fold_rules(feature, threshold, decision)
-        if folded is None:
-            return None
-        code, flags = folded
         h_code = np.full(N, 1 << _NAN_LEFT_SHIFT, np.int32)  # padding: always left
         h_threshold = np.full(N, np.inf)
         h_flags = np.zeros(N, np.uint8)
@@ -125,7 +115,7 @@ class HeapForest:
             nb, lb, D = int(node_offset[t]), int(leaf_offset[t]), int(depths[t])
             hn, hl = int(h_node_off[t]), int(h_leaf_off[t])
             if D == 0:
-                h_leaf[hl] = leaf_value[lb]
+                h_leaf[hl] = forest.leaf_value[lb]
                 continue
             # (tree-local node or ~leaf, heap index, level)
             stack = [(0, 0, 0)]
@@ -135,15 +125,15 @@ class HeapForest:
                     # A leaf at `level`: its value fills the bottom slots under heap node k.
                     span = 1 << (D - level)
                     first = (k - ((1 << level) - 1)) * span
-                    h_leaf[hl + first : hl + first + span] = leaf_value[lb + ~node]
+                    h_leaf[hl + first : hl + first + span] = forest.leaf_value[lb + ~node]
                     continue
                 j = nb + node
                 h = hn + k
                 h_threshold[h] = threshold[j]
                 h_code[h] = code[j]
                 h_flags[h] = flags[j]
-                h_cat_start[h] = cat_start[j]
-                h_cat_len[h] = cat_len[j]
+                h_cat_start[h] = forest.cat_start[j]
+                h_cat_len[h] = forest.cat_len[j]
                 stack.append((int(left[j]), 2 * k + 1, level + 1))
                 stack.append((int(right[j]), 2 * k + 2, level + 1))
         return cls(

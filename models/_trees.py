@@ -13,6 +13,7 @@ cannot mirror (linear trees, multi-class) so callers fall back to LightGBM.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -159,35 +160,16 @@ class Forest:
             tables = build_shap_tables(
                 node_offset, leaf_offset, feature, left, right, node_count, leaf_count, leaf_value
             )
-        threshold = cat(thrs, np.float64)
-        decision = cat(decs, np.int8)
-        cat_start, cat_len = cat(cstarts, np.int64), cat(clens, np.int32)
-        heap = HeapForest.build(
-            node_offset,
-            leaf_offset,
-            feature,
-            threshold,
-            decision,
-            left,
-            right,
-            cat_start,
-            cat_len,
-            leaf_value,
-        )
-        sweep = None
-        folded = fold_rules(feature, threshold, decision)
-        if tables is not None and folded is not None:
-            sweep = (*folded, _child_slots(left, right, tables.max_nodes))
-        return cls(
+        forest = cls(
             node_offset=node_offset,
             leaf_offset=leaf_offset,
             feature=feature,
-            threshold=threshold,
-            decision=decision,
+            threshold=cat(thrs, np.float64),
+            decision=cat(decs, np.int8),
             left=left,
             right=right,
-            cat_start=cat_start,
-            cat_len=cat_len,
+            cat_start=cat(cstarts, np.int64),
+            cat_len=cat(clens, np.int32),
             cat_words=cat(words, np.uint32),
             leaf_value=leaf_value,
             num_features=num_features,
@@ -196,8 +178,16 @@ class Forest:
             expected=np.asarray(expected, np.float64) if has_counts else None,
             max_depth=max_depth,
             shap_tables=tables,
-            heap=heap,
-            sweep=sweep,
+        )
+        folded = fold_rules(forest.feature, forest.threshold, forest.decision)
+        if folded is None:
+            return forest
+        return dataclasses.replace(
+            forest,
+            heap=HeapForest.build(forest, *folded),
+            sweep=None
+            if tables is None
+            else (*folded, _child_slots(left, right, tables.max_nodes)),
         )
 
     @property
