@@ -119,9 +119,7 @@ def grow(
     """
     last = table.f[:, 0]  # R_LAST and Q_LAST are both column 0
     live = int(_count_live(table.keys, last, float(now), float(ttl)))
-    cap = table.keys.shape[0]
-    while live + headroom > cap * MAX_LOAD / 2:
-        cap *= 2
+    cap = _capacity_for(table.keys.shape[0], live + headroom)
     if spare is not None and spare[0].shape[0] == cap and spare[1].shape[1] == table.u.shape[1]:
         new_keys, u = spare
     else:
@@ -131,9 +129,20 @@ def grow(
     return _make(type(table), new_keys, np.array([len(old)], np.int64), u)
 
 
+def _capacity_for(cap: int, rows: int) -> int:
+    """``cap`` doubled until ``rows`` fill at most half of the growth limit."""
+    while rows > cap * MAX_LOAD / 2:
+        cap *= 2
+    return cap
+
+
 def grown_capacity(table: Any) -> int:
-    """The capacity :func:`grow` gives ``table`` when no row has expired (4x at the limit)."""
-    return int(table.keys.shape[0] * 4)
+    """The capacity :func:`grow` gives ``table`` when no row has expired.
+
+    A growth starts once the rows and the headroom pass :func:`max_load`, so
+    the rebuild needs room for ``max_load + 1`` (4x the capacity).
+    """
+    return _capacity_for(table.keys.shape[0], max_load(table) + 1)
 
 
 def grown_buffers(table: Any, cap: int, *, touch: bool) -> tuple[np.ndarray, np.ndarray]:
