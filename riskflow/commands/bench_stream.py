@@ -34,7 +34,7 @@ from riskflow.cli import load_ctx_config
     show_default=True,
     type=click.FloatRange(min=1),
     help="Duration of each latency run. The default spans two of the worker's 30 s "
-    "checkpoints, which set the P99: a 10 s run holds one or none by chance.",
+    "checkpoints: a 10 s run holds one or none by chance.",
 )
 @click.option(
     "--sustain-seconds",
