@@ -274,6 +274,11 @@ class StreamConfig(_Section):
     #: returns at the first record), so there this setting has no effect.
     max_wait_ms: int = Field(5, ge=0, le=60_000)
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "at_least_once"
+    #: Bulk engine, at-least-once: the longest a decided batch's input offsets
+    #: wait to be committed once its output is acknowledged. Commits run beside
+    #: the next batches, never before them; 0 commits after every batch. After
+    #: a crash at most this much more input is decided again (same keys).
+    commit_interval_ms: int = Field(100, ge=0, le=60_000)
     #: What a valid transaction gets when scoring fails at runtime.
     fallback_decision: Literal["approve", "review", "decline"] = "review"
     #: Where invalid input goes: the dead-letter topic (never dropped).

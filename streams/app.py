@@ -626,6 +626,10 @@ class RiskWorker:
         for the whole batch by :func:`~riskflow.streams._partition.partitions`),
         so decisions land where a keyed ``send`` would put them.
         """
+        await asyncio.gather(*await self._queue_all(out, t))
+
+    async def _queue_all(self, out: Output, t: Any) -> list[Any]:
+        """Hand ``out`` to the producer (see :meth:`_send_all`); its delivery futures."""
         futs: list[Any] = []
         if out.decisions:
             topic = t.decisions.name
@@ -642,7 +646,7 @@ class RiskWorker:
             parts = [(murmur2(k) & 0x7FFFFFFF) % n if k else 0 for k in keys]
             values = [v for _, v in out.dead_letters]
             await self._send_grouped(topic, keys, values, parts, futs)
-        await asyncio.gather(*futs)
+        return futs
 
     async def _send_grouped(
         self,
@@ -711,6 +715,14 @@ class RiskWorker:
         if self.processor.growth_due_soon():
             self._growing = asyncio.ensure_future(asyncio.to_thread(self.processor.prepare_growth))
 
+    async def _quiesce(self) -> None:
+        """Before a capture (lock held): until no decided output is in flight.
+
+        Here every batch's output is produced before the lock is released, so
+        there is nothing to wait for; the bulk engine's at-least-once pipeline
+        overrides it.
+        """
+
     async def _maybe_checkpoint(self, force: bool = False) -> None:
         """Checkpoint when due: capture the state (consistent with the positions), write it in a thread.
 
@@ -736,10 +748,12 @@ class RiskWorker:
             return
         if force:
             await self._settle_prepare()
+            await self._quiesce()
             await self._capture(now)
         elif self.fork_capture:
             # Nothing to prepare: the fork freezes the state where it is (the
             # lock is held, and a batch's output is emitted before this runs).
+            await self._quiesce()
             if not self._unemitted:
                 self._capture(now)
         elif self._preparing is None:
@@ -762,6 +776,7 @@ class RiskWorker:
             self._prep_thread = None
         async with self._lock:
             self._preparing = None
+            await self._quiesce()
             writing = self._writing
             if self._unemitted or (writing is not None and not writing.done()):
                 return

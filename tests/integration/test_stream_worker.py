@@ -765,3 +765,94 @@ def test_real_feature_pipeline_decisions_match_offline_scoring(
         assert d["score"] == pytest.approx(e["score"], rel=1e-9, abs=1e-12), d["tx_id"]
         assert d["decision"] == e["decision"], d["tx_id"]
     assert {d["decision"] for d in decisions} == {"approve", "review", "decline"}
+
+
+def late_output_scorer(config: Any) -> Any:
+    """``--scorer`` of the commit-order test: the counting scorer in a worker whose
+    output reaches the producer only ``RISKFLOW_TEST_LATE_S`` after each batch is
+    decided, as if the broker were slow to take it."""
+    from riskflow.streams.bulk import BulkWorker
+    from riskflow.streams.reference import counting_scorer
+
+    late_s = float(os.environ["RISKFLOW_TEST_LATE_S"])
+    queue_all = BulkWorker._queue_all
+
+    async def late_queue_all(self: Any, out: Any, t: Any) -> list[Any]:
+        async def later() -> None:
+            await asyncio.sleep(late_s)
+            await asyncio.gather(*await queue_all(self, out, t))
+
+        return [asyncio.ensure_future(later())]
+
+    BulkWorker._queue_all = late_queue_all  # type: ignore[method-assign]
+    return counting_scorer(config)
+
+
+@pytest.mark.timeout(120)
+def test_bulk_commits_only_offsets_whose_decisions_are_out(
+    kafka_bootstrap: str, stream_env: Any, consume: Callable[..., list[Any]]
+) -> None:
+    """At-least-once, bulk engine: batches are decided while earlier ones are in flight,
+    yet a committed offset never runs ahead of the decisions on the topic.
+
+    Each batch's output reaches the broker 0.2 s after the batch is decided.
+    While records are produced in waves, the group's committed offsets are
+    sampled, each time followed by the decisions topic's end offsets. Every
+    input record below a sampled committed offset must have its decision
+    among the decisions written before that sample.
+    """
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    env, topics = stream_env
+    env |= {
+        "RISKFLOW_STREAM__COMMIT_INTERVAL_MS": "20",
+        "RISKFLOW_TEST_LATE_S": "0.2",
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")]),
+    }
+    make_topics(kafka_bootstrap, topics, partitions=3)
+    records = [tx(i) for i in range(3000)]
+    items = tx_items(records)
+    group = env["RISKFLOW_STREAM__APP_ID"]
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    ends = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    out_tps = [TopicPartition(topics["decisions"], p) for p in range(3)]
+    samples: list[tuple[dict[int, int], dict[int, int]]] = []
+    w = Worker(env, engine="bulk", scorer="test_stream_worker:late_output_scorer")
+    try:
+        w.wait_ready()
+        for lo in range(0, len(items), 300):
+            produce(kafka_bootstrap, topics["transactions"], items[lo : lo + 300])
+            for _ in range(3):
+                got = admin.list_group_offsets({group: None}).get(group, {})
+                committed = {
+                    tp.partition: meta.offset
+                    for tp, meta in got.items()
+                    if tp.topic == topics["transactions"] and meta.offset >= 0
+                }
+                out_end = {tp.partition: off for tp, off in ends.end_offsets(out_tps).items()}
+                samples.append((committed, out_end))
+                time.sleep(0.05)
+        raw = consume(topics["decisions"], len(records), timeout=45, settle=0.5)
+    finally:
+        w.stop()
+        admin.close()
+        ends.close()
+
+    assert {orjson.loads(r.value)["tx_id"] for r in raw} == {r["tx_id"] for r in records}
+    # (input partition, offset) -> the earliest (decisions partition, offset) deciding it
+    where: dict[tuple[int, int], tuple[int, int]] = {}
+    for r in raw:
+        src = orjson.loads(r.value)["source"]
+        key = (src["partition"], src["offset"])
+        if key not in where or r.offset < where[key][1]:
+            where[key] = (r.partition, r.offset)
+    checked = 0
+    for committed, out_end in samples:
+        for part, upto in committed.items():
+            for off in range(upto):
+                dpart, doff = where[(part, off)]
+                assert doff < out_end[dpart], (
+                    f"offset {off} of partition {part} was committed before its decision"
+                )
+                checked += 1
+    assert checked > len(records), "the samples saw too few commits to check anything"
