@@ -135,6 +135,14 @@ class _Source:
             if not self._parts:
                 self._rest = load_transactions(data, 0)
 
+    def remaining(self) -> int | None:
+        """Transactions not taken yet (None: synthetic, unlimited)."""
+        if self.data is None:
+            return None
+        import pyarrow.parquet as pq
+
+        return len(self._rest) + sum(pq.ParquetFile(p).metadata.num_rows for p in self._parts)
+
     def take(self, count: int) -> Items:
         if self.data is None:
             out = make_transactions(count, start=self._taken)
@@ -521,8 +529,18 @@ async def _measure(
         rate = max(_RATE_STEP, int(drain * 0.9) // _RATE_STEP * _RATE_STEP)
         held: int | None = None  # highest rate that held
         failed: int | None = None  # lowest rate that did not
+        # What the latency runs need is kept back: the search ends when a trial would eat it.
+        reserve = sum(int(r * seconds) for r in rates)
         async with _Sender(config, topic, n_partitions, linger_ms=0) as sender:
             while len(trials) < _MAX_TRIALS:
+                left = source.remaining()
+                if left is not None and left - reserve < int(rate * sustain_seconds):
+                    out["sustained_search_stopped"] = (
+                        f"the data ran out: {left} transactions left, the latency runs "
+                        f"keep {reserve}, a trial at {rate} tx/s needs "
+                        f"{int(rate * sustain_seconds)}"
+                    )
+                    break
                 trial = await _sustain(
                     lag, sender, source.take(int(rate * sustain_seconds)), rate, proc
                 )
