@@ -64,10 +64,14 @@ commits it, and produce errors are retried with backoff instead of skipping.
 Delivery guarantees
 -------------------
 ``at_least_once`` (default): decisions are produced with an idempotent
-producer (``acks=all``) before offsets are committed (faust, every second).
-After a crash up to ~1 s of decisions may be produced again, with the same
-key and the same content (keys make downstream upserts idempotent). Cost:
-none per batch.
+producer (``acks=all``) before offsets are committed (faust, every second;
+the bulk engine, every ``stream.commit_interval_ms``, 100 ms, up to the last
+batch whose output is acknowledged). After a crash the decisions since that
+commit may be produced again, with the same key and the same content (keys
+make downstream upserts idempotent). The bulk engine does not wait for a
+batch's acknowledgement before deciding the next (up to 4 batches in
+flight; a checkpoint, a rebalance and a shutdown wait for them). Cost: none
+per batch.
 
 ``exactly_once``: each batch's decisions, dead letters and input offsets are
 written in one Kafka transaction (``send_offsets_to_transaction``) by a
@@ -102,7 +106,8 @@ worker already decided). Labels are followed the same way. Consequences:
 * model scoring (the expensive part) scales with N; feature updates are
   done N times (cheap numba updates), memory for state is per worker;
 * features see other partitions' transactions after they are committed
-  (commit interval 1 s + follow interval 0.25 s); in any parallel run their
+  (commit interval 1 s with faust, 0.1 s with the bulk engine, + follow
+  interval 0.25 s); in any parallel run their
   relative order across partitions is arrival order, not one global order;
 * a partition moved in a rebalance always resumes at or after the new
   owner's replica position, so handover needs no state transfer; the

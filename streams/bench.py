@@ -416,6 +416,9 @@ def bench_stream(
         "guarantee": s.processing_guarantee,
         "max_batch_size": s.max_batch_size,
         "max_wait_ms": s.max_wait_ms,
+        # Offsets are committed this often: the drain and lag figures (from the
+        # group's committed offsets) are resolved no finer.
+        "commit_interval_ms": s.commit_interval_ms,
         "model_num_threads": config.model.num_threads,
         "checkpoint_interval_s": checkpoint,
         "partitions": partitions,
@@ -448,6 +451,7 @@ def bench_stream(
             "RISKFLOW_STREAM__PROCESSING_GUARANTEE": s.processing_guarantee,
             "RISKFLOW_STREAM__MAX_BATCH_SIZE": str(s.max_batch_size),
             "RISKFLOW_STREAM__MAX_WAIT_MS": str(s.max_wait_ms),
+            "RISKFLOW_STREAM__COMMIT_INTERVAL_MS": str(s.commit_interval_ms),
             "RISKFLOW_MODEL__PATH": str(config.model.path),
             "RISKFLOW_MODEL__NUM_THREADS": str(config.model.num_threads),
             **{

@@ -18,6 +18,9 @@ def test_bench_stream_reports_throughput_latency_and_stalls(
 ) -> None:
     monkeypatch.delenv("RISKFLOW_CONFIG", raising=False)
     monkeypatch.setenv("RISKFLOW_KAFKA__BOOTSTRAP_SERVERS", kafka_bootstrap)
+    # The counting scorer drains 3,000 records in tens of ms: commit after every
+    # batch so the drain is resolved at all (the default commits every 100 ms).
+    monkeypatch.setenv("RISKFLOW_STREAM__COMMIT_INTERVAL_MS", "0")
     args = [
         "bench", "stream", "--json",
         "--scorer", "riskflow.streams.reference:counting_scorer",
@@ -27,7 +30,7 @@ def test_bench_stream_reports_throughput_latency_and_stalls(
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
-    assert out["model_num_threads"] == 2
+    assert out["model_num_threads"] == 2 and out["commit_interval_ms"] == 0
     assert out["null_pipeline_tx_per_s"] > 0 and out["drain_tx_per_s"] > 0
     assert out["max_sustained_tx_per_s"] is None or out["max_sustained_tx_per_s"] > 0
     assert out["sustained_trials"]
