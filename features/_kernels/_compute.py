@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ._hash import _mix64, _probe_from, _slot_key
-from ._jit import njit_inline, njit_noalloc, prefetch
+from ._jit import clz64, njit_inline, njit_noalloc, prefetch
 from ._layout import (
     DAY,
     HLL_BITS,
@@ -146,6 +146,11 @@ _TWO_PI = 2.0 * math.pi
 _EARTH_KM = 6371.0088
 _HLL_ALPHA = 0.697  # HyperLogLog bias constant for m = 32
 _HLL_SALT = np.uint64(0x5851F42D4C957F2D)
+#: HyperLogLog linear-counting estimate by number of empty registers:
+#: ``HLL_M * log(HLL_M / zeros)`` for zeros in 1..HLL_M (a lookup, not a
+#: ``log`` per entity; CPython's math.log and the kernel's call the same libm
+#: ``log``, so the values are the same bits).
+_HLL_LINEAR = np.array([0.0] + [HLL_M * math.log(HLL_M / float(z)) for z in range(1, HLL_M + 1)])
 #: Floors that keep ratios finite: one cent of amount, one minute of travel.
 _MIN_AMOUNT = 0.01
 _MIN_TRAVEL_H = 1.0 / 60.0
@@ -163,12 +168,13 @@ def _rate(f, n):  # pragma: no cover - compiled
 
 
 @njit_inline
-def _haversine(lat1, lon1, lat2, lon2):  # pragma: no cover - compiled
+def _haversine(lat1, lon1, lat2, lon2, cos_p2):  # pragma: no cover - compiled
+    """Great-circle km; ``cos_p2 = cos(radians(lat2))``, shared by every entity of a transaction."""
     p1 = math.radians(lat1)
     p2 = math.radians(lat2)
     dp = p2 - p1
     dl = math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * cos_p2 * math.sin(dl / 2) ** 2
     return 2.0 * _EARTH_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
@@ -260,16 +266,22 @@ def _apply_label(ent, glob, j, tl, l_label, l_amount, l_keys, ttl):  # pragma: n
 
 @njit_noalloc
 def _entity_features(
-    ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X, i
+    ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, cos_la, win, col, X, i
 ):  # pragma: no cover
-    """Write entity ``e``'s features for transaction ``i`` from slot ``s``, then update it."""
+    """Write entity ``e``'s features for transaction ``i`` from slot ``s``, then update it.
+
+    ``cos_la``: ``cos(radians(la))`` when ``la`` is a number (else unused).
+    """
     # ---- decayed windows: count, sum, mean, std, z-score, ratio to mean
     dt = float(max(t - ent.f[s, R_AGG_T], 0))
+    d30 = -1.0
     for w in range(NW):
         tau = win[e, w]
         if tau <= 0.0:
             continue
         d = math.exp(-dt / tau)
+        if tau == TAU_30D:
+            d30 = d  # the mix's decay below: same operands, same bits
         c = ent.f[s, R_AGG + 3 * w] * d
         sm = ent.f[s, R_AGG + 3 * w + 1] * d
         q = ent.f[s, R_AGG + 3 * w + 2] * d
@@ -291,7 +303,8 @@ def _entity_features(
 
     # ---- channel / entry-mode mix over a decayed 30 days
     if col[e, O_MIX_SAME_CH] >= 0 or col[e, O_MIX_ECOM] >= 0:
-        d30 = math.exp(-dt / TAU_30D)
+        if d30 < 0.0:
+            d30 = math.exp(-dt / TAU_30D)
         tot_ch = 0.0
         for c in range(N_CHANNELS):
             ent.f[s, R_MIX + c] *= d30
@@ -396,16 +409,13 @@ def _entity_features(
         zeros = ent.f[s, R_HLL_ZEROS]
         est = _HLL_ALPHA * HLL_M * HLL_M / acc
         if zeros > 0 and est <= 2.5 * HLL_M:
-            est = HLL_M * math.log(HLL_M / zeros)
+            est = _HLL_LINEAR[np.int64(zeros)]
         X[i, hc] = est
         if cp != np.uint64(0):
             h = _mix64(cp ^ _HLL_SALT)
             idx = np.int64(h >> np.uint64(64 - HLL_BITS))
-            rest = h << np.uint64(HLL_BITS)
-            rank = 1
-            while rank <= 64 - HLL_BITS and (rest & np.uint64(1 << 63)) == np.uint64(0):
-                rest = rest << np.uint64(1)
-                rank += 1
+            # rank = leading zeros of the other 59 bits + 1 (60 if all are 0)
+            rank = min(np.int64(clz64(h << np.uint64(HLL_BITS))), 64 - HLL_BITS) + 1
             word = R_HLL + (idx >> 3)
             shift = np.uint64(8 * (idx & 7))
             cur = (ent.u[s, word] >> shift) & np.uint64(0xFF)
@@ -445,7 +455,7 @@ def _entity_features(
     if col[e, O_GEO_DIST] >= 0 and la == la and lo == lo:
         pts = ent.f[s, R_GEO + 2]
         if pts == pts:
-            dist = _haversine(ent.f[s, R_GEO + 0], ent.f[s, R_GEO + 1], la, lo)
+            dist = _haversine(ent.f[s, R_GEO + 0], ent.f[s, R_GEO + 1], la, lo, cos_la)
             _put(X, i, col[e, O_GEO_DIST], dist)
             hours = max((t - pts) / HOUR, _MIN_TRAVEL_H)
             _put(X, i, col[e, O_GEO_SPEED], dist / hours)
@@ -463,6 +473,7 @@ def _entity_features(
                         ent.f[s, R_GEO + 5] / ent.f[s, R_GEO + 3],
                         la,
                         lo,
+                        cos_la,
                     ),
                 )
         ent.f[s, R_GEO + 0] = la
@@ -652,6 +663,10 @@ def _compute_batch(
     for k in range(colT.shape[0]):
         if colT[k] >= 0:
             any_t = True
+    any_geo = False  # no entity reads geography: no cosine per transaction either
+    for e in range(NE):
+        if colE[e, O_GEO_DIST] >= 0:
+            any_geo = True
     nx = X.shape[1]
     for j in range(i0, min(i0 + _KEYS_AHEAD, n)):
         _prefetch_keys(ent, pair, hk, j)
@@ -682,6 +697,7 @@ def _compute_batch(
         em = entry[i]
         la = lat[i]
         lo = lon[i]
+        cos_la = math.cos(math.radians(la)) if any_geo and la == la and lo == lo else _NAN
         if any_t:
             _tx_features(glob, t, a, m, ch, em, la, lo, ekeys, country, colT, mcc_prior, X, i)
         for e in range(NE):
@@ -690,7 +706,7 @@ def _compute_batch(
                 continue
             s = _entity_slot(ent, k, hk[i, e], t, ttl)
             _entity_features(
-                ent, e, s, t, a, cpk[i, e], auxk[i, e], m, ch, em, la, lo, win, colE, X, i
+                ent, e, s, t, a, cpk[i, e], auxk[i, e], m, ch, em, la, lo, cos_la, win, colE, X, i
             )
         for p in range(NP):
             k = sk[i, NE + p]
