@@ -183,7 +183,10 @@ class FeatureEngine:
         ekeys = np.stack([a[e] for e in L.ENTITIES], axis=1)
         cpk = np.stack([a[L.COUNTERPARTY[e][0]] for e in L.ENTITIES], axis=1)
         auxk = np.stack([a[L.COUNTERPARTY[e][1]] for e in L.ENTITIES], axis=1)
-        pkeys = np.stack([_pair_key_array(a[x], a[y]) for _, x, y in L.PAIRS], axis=1)
+        if self._active[L.NE :].any():
+            pkeys = np.stack([_pair_key_array(a[x], a[y]) for _, x, y in L.PAIRS], axis=1)
+        else:  # no pair feature computed: never read
+            pkeys = np.empty((n, L.NP), np.uint64)
         sk = np.empty((n, L.NE + L.NP), np.uint64)
         hk = np.empty((n, L.NE + L.NP), np.uint64)
         _batch_slot_keys(ekeys, pkeys, self._active, sk, hk)

@@ -59,9 +59,13 @@ def _batch_slot_keys(ekeys, pkeys, active, sk, hk):  # pragma: no cover - compil
     ne = ekeys.shape[1]
     for i in range(ekeys.shape[0]):
         for c in range(sk.shape[1]):
+            if active[c] == 0:  # not computed (pkeys is not even filled then)
+                sk[i, c] = np.uint64(0)
+                hk[i, c] = np.uint64(0)
+                continue
             key = ekeys[i, c] if c < ne else pkeys[i, c - ne]
             kind = c if c < ne else c - ne
-            if key == np.uint64(0) or active[c] == 0:
+            if key == np.uint64(0):
                 sk[i, c] = np.uint64(0)
                 hk[i, c] = np.uint64(0)
             else:
