@@ -16,7 +16,7 @@ from . import _state as S
 from ._catalogue import FeatureSpec, catalogue_hash, compile_layout, select
 from ._kernels import _layout as L
 from ._kernels._compute import _compute_batch
-from ._kernels._hash import _pair_key_array
+from ._kernels._hash import _batch_slot_keys, _pair_key_array
 
 __all__ = ["FeatureEngine", "FeatureInputError"]
 
@@ -183,7 +183,13 @@ class FeatureEngine:
         ekeys = np.stack([a[e] for e in L.ENTITIES], axis=1)
         cpk = np.stack([a[L.COUNTERPARTY[e][0]] for e in L.ENTITIES], axis=1)
         auxk = np.stack([a[L.COUNTERPARTY[e][1]] for e in L.ENTITIES], axis=1)
-        pkeys = np.stack([_pair_key_array(a[x], a[y]) for _, x, y in L.PAIRS], axis=1)
+        if self._active[L.NE :].any():
+            pkeys = np.stack([_pair_key_array(a[x], a[y]) for _, x, y in L.PAIRS], axis=1)
+        else:  # no pair feature computed: never read
+            pkeys = np.empty((n, L.NP), np.uint64)
+        sk = np.empty((n, L.NE + L.NP), np.uint64)
+        hk = np.empty((n, L.NE + L.NP), np.uint64)
+        _batch_slot_keys(ekeys, pkeys, self._active, sk, hk)
         q = self._queue
         i, lp = 0, 0
         while True:
@@ -196,7 +202,6 @@ class FeatureEngine:
                 self._colP,
                 self._colT,
                 self._prior,
-                self._active,
                 self._ttl,
                 S.max_load(self._ent),
                 S.max_load(self._pair),
@@ -211,7 +216,8 @@ class FeatureEngine:
                 ekeys,
                 cpk,
                 auxk,
-                pkeys,
+                sk,
+                hk,
                 q.time,
                 q.label,
                 q.amount,

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from ._hash import _mix64, _probe, _slot_key
-from ._jit import njit_inline, njit_noalloc, prefetch
+from ._hash import _mix64, _probe_from, _slot_key
+from ._jit import clz64, njit_inline, njit_noalloc, prefetch
 from ._layout import (
     DAY,
     HLL_BITS,
@@ -146,6 +146,11 @@ _TWO_PI = 2.0 * math.pi
 _EARTH_KM = 6371.0088
 _HLL_ALPHA = 0.697  # HyperLogLog bias constant for m = 32
 _HLL_SALT = np.uint64(0x5851F42D4C957F2D)
+#: HyperLogLog linear-counting estimate by number of empty registers:
+#: ``HLL_M * log(HLL_M / zeros)`` for zeros in 1..HLL_M (a lookup, not a
+#: ``log`` per entity; CPython's math.log and the kernel's call the same libm
+#: ``log``, so the values are the same bits).
+_HLL_LINEAR = np.array([0.0] + [HLL_M * math.log(HLL_M / float(z)) for z in range(1, HLL_M + 1)])
 #: Floors that keep ratios finite: one cent of amount, one minute of travel.
 _MIN_AMOUNT = 0.01
 _MIN_TRAVEL_H = 1.0 / 60.0
@@ -163,12 +168,13 @@ def _rate(f, n):  # pragma: no cover - compiled
 
 
 @njit_inline
-def _haversine(lat1, lon1, lat2, lon2):  # pragma: no cover - compiled
+def _haversine(lat1, lon1, lat2, lon2, cos_p2):  # pragma: no cover - compiled
+    """Great-circle km; ``cos_p2 = cos(radians(lat2))``, shared by every entity of a transaction."""
     p1 = math.radians(lat1)
     p2 = math.radians(lat2)
     dp = p2 - p1
     dl = math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * cos_p2 * math.sin(dl / 2) ** 2
     return 2.0 * _EARTH_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
@@ -190,10 +196,9 @@ def _reset_entity(ent, s, now):  # pragma: no cover - compiled
 
 
 @njit_inline
-def _entity_slot(ent, kind, key, now, ttl):  # pragma: no cover - compiled
-    """Slot of entity (kind, key), inserted or reset if absent or TTL-expired."""
-    k = _slot_key(kind, key)
-    s = _probe(ent.keys, k)
+def _entity_slot(ent, k, h, now, ttl):  # pragma: no cover - compiled
+    """Slot of table key ``k`` (home hash ``h``), inserted or reset if absent or TTL-expired."""
+    s = _probe_from(ent.keys, k, h)
     if ent.keys[s] == np.uint64(0):
         ent.keys[s] = k
         ent.meta[0] += 1
@@ -206,9 +211,8 @@ def _entity_slot(ent, kind, key, now, ttl):  # pragma: no cover - compiled
 
 
 @njit_inline
-def _pair_slot(pair, kind, key, now, ttl):  # pragma: no cover - compiled
-    k = _slot_key(kind, key)
-    s = _probe(pair.keys, k)
+def _pair_slot(pair, k, h, now, ttl):  # pragma: no cover - compiled
+    s = _probe_from(pair.keys, k, h)
     if pair.keys[s] == np.uint64(0) or now - pair.f[s, Q_LAST] > ttl:
         if pair.keys[s] == np.uint64(0):
             pair.keys[s] = k
@@ -232,7 +236,8 @@ def _apply_label(ent, glob, j, tl, l_label, l_amount, l_keys, ttl):  # pragma: n
         key = l_keys[li, j]
         if key == np.uint64(0):
             continue
-        s = _entity_slot(ent, li, key, tl, ttl)  # LABEL_ENTITIES == ENTITIES[:NL]
+        k = _slot_key(li, key)  # LABEL_ENTITIES == ENTITIES[:NL]
+        s = _entity_slot(ent, k, _mix64(k), tl, ttl)
         dt = max(tl - ent.f[s, R_LAB + L_T], 0.0)
         d7 = math.exp(-dt / TAU_7D)
         d30 = math.exp(-dt / TAU_30D)
@@ -261,16 +266,22 @@ def _apply_label(ent, glob, j, tl, l_label, l_amount, l_keys, ttl):  # pragma: n
 
 @njit_noalloc
 def _entity_features(
-    ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, win, col, X, i
+    ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, cos_la, win, col, X, i
 ):  # pragma: no cover
-    """Write entity ``e``'s features for transaction ``i`` from slot ``s``, then update it."""
+    """Write entity ``e``'s features for transaction ``i`` from slot ``s``, then update it.
+
+    ``cos_la``: ``cos(radians(la))`` when ``la`` is a number (else unused).
+    """
     # ---- decayed windows: count, sum, mean, std, z-score, ratio to mean
     dt = float(max(t - ent.f[s, R_AGG_T], 0))
+    d30 = -1.0
     for w in range(NW):
         tau = win[e, w]
         if tau <= 0.0:
             continue
         d = math.exp(-dt / tau)
+        if tau == TAU_30D:
+            d30 = d  # the mix's decay below: same operands, same bits
         c = ent.f[s, R_AGG + 3 * w] * d
         sm = ent.f[s, R_AGG + 3 * w + 1] * d
         q = ent.f[s, R_AGG + 3 * w + 2] * d
@@ -292,7 +303,8 @@ def _entity_features(
 
     # ---- channel / entry-mode mix over a decayed 30 days
     if col[e, O_MIX_SAME_CH] >= 0 or col[e, O_MIX_ECOM] >= 0:
-        d30 = math.exp(-dt / TAU_30D)
+        if d30 < 0.0:
+            d30 = math.exp(-dt / TAU_30D)
         tot_ch = 0.0
         for c in range(N_CHANNELS):
             ent.f[s, R_MIX + c] *= d30
@@ -397,16 +409,13 @@ def _entity_features(
         zeros = ent.f[s, R_HLL_ZEROS]
         est = _HLL_ALPHA * HLL_M * HLL_M / acc
         if zeros > 0 and est <= 2.5 * HLL_M:
-            est = HLL_M * math.log(HLL_M / zeros)
+            est = _HLL_LINEAR[np.int64(zeros)]
         X[i, hc] = est
         if cp != np.uint64(0):
             h = _mix64(cp ^ _HLL_SALT)
             idx = np.int64(h >> np.uint64(64 - HLL_BITS))
-            rest = h << np.uint64(HLL_BITS)
-            rank = 1
-            while rank <= 64 - HLL_BITS and (rest & np.uint64(1 << 63)) == np.uint64(0):
-                rest = rest << np.uint64(1)
-                rank += 1
+            # rank = leading zeros of the other 59 bits + 1 (60 if all are 0)
+            rank = min(np.int64(clz64(h << np.uint64(HLL_BITS))), 64 - HLL_BITS) + 1
             word = R_HLL + (idx >> 3)
             shift = np.uint64(8 * (idx & 7))
             cur = (ent.u[s, word] >> shift) & np.uint64(0xFF)
@@ -446,7 +455,7 @@ def _entity_features(
     if col[e, O_GEO_DIST] >= 0 and la == la and lo == lo:
         pts = ent.f[s, R_GEO + 2]
         if pts == pts:
-            dist = _haversine(ent.f[s, R_GEO + 0], ent.f[s, R_GEO + 1], la, lo)
+            dist = _haversine(ent.f[s, R_GEO + 0], ent.f[s, R_GEO + 1], la, lo, cos_la)
             _put(X, i, col[e, O_GEO_DIST], dist)
             hours = max((t - pts) / HOUR, _MIN_TRAVEL_H)
             _put(X, i, col[e, O_GEO_SPEED], dist / hours)
@@ -464,6 +473,7 @@ def _entity_features(
                         ent.f[s, R_GEO + 5] / ent.f[s, R_GEO + 3],
                         la,
                         lo,
+                        cos_la,
                     ),
                 )
         ent.f[s, R_GEO + 0] = la
@@ -550,37 +560,56 @@ def _tx_features(
         g[mcc, 4] = float(t)
 
 
-#: Transactions ahead whose state rows are prefetched. The kernel is bound by
-#: cache misses on entity rows (10 lines each, spread over tens of MB):
-#: requesting them a few transactions early overlaps the misses. 4 transactions
-#: (~20 us at current speed) is far more than one DRAM miss, while the
-#: prefetched rows (<= 4 x ~70 lines, 18 KB) stay well inside L2. Not tuned.
-_PREFETCH_AHEAD = 4
+#: Transactions ahead whose hash-index lines are prefetched, and ahead whose
+#: state rows are. The kernel waits on cache misses on entity rows (10 lines
+#: each, spread over tens of MB) and on the index lines that locate them. A
+#: row can only be requested once its slot is known, and its slot only once
+#: the index line is in cache: so index lines go first (_KEYS_AHEAD), the
+#: probe for the slot and the row prefetch later (_ROWS_AHEAD), when that
+#: line has arrived. Probing ahead finds the real slot, not the home slot a
+#: linear probe often moves past. Rows in flight (<= 4 x ~70 lines, 18 KB)
+#: stay well inside L2.
+_KEYS_AHEAD = 8
+_ROWS_AHEAD = 4
 
 
 @njit_inline
-def _prefetch_tx(ent, pair, ekeys, pkeys, active, j):  # pragma: no cover - compiled
-    """Prefetch the hash-key and state-row cache lines transaction ``j`` will touch (hint only)."""
-    mask = np.uint64(ent.keys.shape[0] - 1)
-    for e in range(NE):
-        key = ekeys[j, e]
-        if key == np.uint64(0) or active[e] == 0:
+def _prefetch_keys(ent, pair, hk, j):  # pragma: no cover - compiled
+    """Prefetch the hash-index line of each table key of transaction ``j`` (hint only)."""
+    emask = np.uint64(ent.keys.shape[0] - 1)
+    pmask = np.uint64(pair.keys.shape[0] - 1)
+    for c in range(NE + NP):
+        h = hk[j, c]
+        if h == np.uint64(0):  # absent (a non-zero key never hashes to 0)
             continue
-        h = np.int64(_mix64(_slot_key(e, key)) & mask)
-        prefetch(ent.keys, h)
-        base = h * ROW_W
+        if c < NE:
+            prefetch(ent.keys, np.int64(h & emask))
+        else:
+            prefetch(pair.keys, np.int64(h & pmask))
+
+
+@njit_inline
+def _prefetch_rows(ent, pair, sk, hk, j):  # pragma: no cover - compiled
+    """Find transaction ``j``'s slots and prefetch their state rows (hint only).
+
+    A slot found here can differ from the one used later if an insert comes
+    in between; then the prefetch was wasted, never wrong.
+    """
+    for e in range(NE):
+        k = sk[j, e]
+        if k == np.uint64(0):
+            continue
+        base = _probe_from(ent.keys, k, hk[j, e]) * ROW_W
         for w in range(0, ROW_W, 8):
             prefetch(ent.u, base + w)
         prefetch(ent.u, base + ROW_W - 1)
-    pmask = np.uint64(pair.keys.shape[0] - 1)
     for p in range(NP):
-        key = pkeys[j, p]
-        if key == np.uint64(0) or active[NE + p] == 0:
+        k = sk[j, NE + p]
+        if k == np.uint64(0):
             continue
-        h = np.int64(_mix64(_slot_key(p, key)) & pmask)
-        prefetch(pair.keys, h)
-        prefetch(pair.u, h * PROW_W)
-        prefetch(pair.u, h * PROW_W + PROW_W - 1)
+        base = _probe_from(pair.keys, k, hk[j, NE + p]) * PROW_W
+        prefetch(pair.u, base)
+        prefetch(pair.u, base + PROW_W - 1)
 
 
 @njit_noalloc
@@ -593,7 +622,6 @@ def _compute_batch(
     colP,
     colT,
     mcc_prior,
-    active,
     ttl,
     max_e,
     max_p,
@@ -608,7 +636,8 @@ def _compute_batch(
     ekeys,
     cpk,
     auxk,
-    pkeys,
+    sk,
+    hk,
     l_time,
     l_label,
     l_amount,
@@ -621,7 +650,9 @@ def _compute_batch(
 
     ``X`` may be uninitialised: each row is NaN-filled right before its
     features are written (one pass over the output, the row still in L1).
-    Returns ``(i, lp)``: the next row to process (``len(ts)`` when done) and
+    ``sk`` / ``hk``: the batch's table keys and their home hashes
+    (:func:`._hash._batch_slot_keys`), 0 where an entity is absent or not
+    computed. Returns ``(i, lp)``: the next row to process (``len(ts)`` when done) and
     the next queued label. Stops early, before touching row ``i``, when a hash
     table could pass its load limit: the caller grows it and calls again.
     """
@@ -632,12 +663,20 @@ def _compute_batch(
     for k in range(colT.shape[0]):
         if colT[k] >= 0:
             any_t = True
+    any_geo = False  # no entity reads geography: no cosine per transaction either
+    for e in range(NE):
+        if colE[e, O_GEO_DIST] >= 0:
+            any_geo = True
     nx = X.shape[1]
-    for j in range(i0, min(i0 + _PREFETCH_AHEAD, n)):
-        _prefetch_tx(ent, pair, ekeys, pkeys, active, j)
+    for j in range(i0, min(i0 + _KEYS_AHEAD, n)):
+        _prefetch_keys(ent, pair, hk, j)
+    for j in range(i0, min(i0 + _ROWS_AHEAD, n)):
+        _prefetch_rows(ent, pair, sk, hk, j)
     for i in range(i0, n):
-        if i + _PREFETCH_AHEAD < n:
-            _prefetch_tx(ent, pair, ekeys, pkeys, active, i + _PREFETCH_AHEAD)
+        if i + _KEYS_AHEAD < n:
+            _prefetch_keys(ent, pair, hk, i + _KEYS_AHEAD)
+        if i + _ROWS_AHEAD < n:
+            _prefetch_rows(ent, pair, sk, hk, i + _ROWS_AHEAD)
         t = ts[i]
         while lp < nl and l_time[lp] <= t:
             if ent.meta[0] + NL > max_e:
@@ -658,20 +697,21 @@ def _compute_batch(
         em = entry[i]
         la = lat[i]
         lo = lon[i]
+        cos_la = math.cos(math.radians(la)) if any_geo and la == la and lo == lo else _NAN
         if any_t:
             _tx_features(glob, t, a, m, ch, em, la, lo, ekeys, country, colT, mcc_prior, X, i)
         for e in range(NE):
-            key = ekeys[i, e]
-            if key == np.uint64(0) or active[e] == 0:
+            k = sk[i, e]
+            if k == np.uint64(0):  # absent or not computed
                 continue
-            s = _entity_slot(ent, e, key, t, ttl)
+            s = _entity_slot(ent, k, hk[i, e], t, ttl)
             _entity_features(
-                ent, e, s, t, a, cpk[i, e], auxk[i, e], m, ch, em, la, lo, win, colE, X, i
+                ent, e, s, t, a, cpk[i, e], auxk[i, e], m, ch, em, la, lo, cos_la, win, colE, X, i
             )
         for p in range(NP):
-            key = pkeys[i, p]
-            if key == np.uint64(0) or active[NE + p] == 0:
+            k = sk[i, NE + p]
+            if k == np.uint64(0):
                 continue
-            s = _pair_slot(pair, p, key, t, ttl)
+            s = _pair_slot(pair, k, hk[i, NE + p], t, ttl)
             _pair_features(pair, p, s, t, a, colP, X, i)
     return n, lp

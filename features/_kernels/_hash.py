@@ -32,13 +32,46 @@ def _slot_key(kind, key):  # pragma: no cover - compiled
 @njit
 def _probe(keys, k):  # pragma: no cover - compiled
     """Slot holding ``k`` or the empty slot where it would go (table never full)."""
+    return _probe_from(keys, k, _mix64(k))
+
+
+@njit
+def _probe_from(keys, k, h):  # pragma: no cover - compiled
+    """:func:`_probe` with the key's home hash ``h = _mix64(k)`` already computed."""
     mask = np.uint64(keys.shape[0] - 1)
-    i = np.int64(_mix64(k) & mask)
+    i = np.int64(h & mask)
     while True:
         cur = keys[i]
         if cur == k or cur == np.uint64(0):
             return i
         i = (i + 1) & np.int64(mask)
+
+
+@njit
+def _batch_slot_keys(ekeys, pkeys, active, sk, hk):  # pragma: no cover - compiled
+    """Table keys (``sk``) and their home hashes (``hk``) of a batch, one pass up front.
+
+    Column ``c`` is entity ``c`` for ``c < NE`` and pair ``c - NE`` after;
+    0 where the key is absent or the entity is not computed. Hashing ahead
+    lets the feature kernel find a transaction's slots (and prefetch its
+    rows) several transactions before it reaches it, at no extra hashing.
+    """
+    ne = ekeys.shape[1]
+    for i in range(ekeys.shape[0]):
+        for c in range(sk.shape[1]):
+            if active[c] == 0:  # not computed (pkeys is not even filled then)
+                sk[i, c] = np.uint64(0)
+                hk[i, c] = np.uint64(0)
+                continue
+            key = ekeys[i, c] if c < ne else pkeys[i, c - ne]
+            kind = c if c < ne else c - ne
+            if key == np.uint64(0):
+                sk[i, c] = np.uint64(0)
+                hk[i, c] = np.uint64(0)
+            else:
+                k = _slot_key(kind, key)
+                sk[i, c] = k
+                hk[i, c] = _mix64(k)
 
 
 @njit

@@ -72,3 +72,21 @@ def _make_prefetch() -> Any:
 
 #: ``prefetch(arr, flat_index)`` for kernels (see :func:`_make_prefetch`).
 prefetch = _make_prefetch()
+
+
+def _clz64_py(x: Any) -> int:
+    """Interpreted twin of :func:`clz64` (``NUMBA_DISABLE_JIT=1``)."""
+    return 64 - int(x).bit_length()
+
+
+def _make_clz64() -> Any:
+    """``clz64(x)``: leading zero bits of a uint64 (64 for 0), one instruction (``lzcnt``)."""
+    if getattr(numba.config, "DISABLE_JIT", False):
+        return _clz64_py
+    from numba.cpython.unsafe.numbers import leading_zeros
+
+    return leading_zeros
+
+
+#: ``clz64(x)`` for kernels (see :func:`_make_clz64`).
+clz64 = _make_clz64()
