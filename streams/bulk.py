@@ -36,7 +36,7 @@ import contextlib
 import logging
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.abc import ConsumerRebalanceListener
@@ -78,7 +78,6 @@ class _InFlight:
     offsets: dict[Any, int]
     #: The transactions' output and when the batch was consumed (for the metrics).
     tx: tuple[Output, list[InRecord], float] | None = None
-    retried: list[bool] = field(default_factory=lambda: [False])
 
 
 class BulkWorker(RiskWorker):
