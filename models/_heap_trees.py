@@ -255,6 +255,7 @@ def _predict_heap(
                 for r in range(nb):
                     h = hn + k[r]
                     code = code_of[h]
+                    # Written out here and in _treeshap._shap_forest_tables (see there).
                     if code >= 0:
                         # Numerical, no zero band: NaN compares false, so it goes
                         # right unless the node sends it left.
