@@ -286,13 +286,19 @@ class FeatureEngine:
             header,
         )
 
+    def _growing_soon(self) -> list[tuple[str, Any]]:
+        """``(name, table)`` of each table past :data:`GROW_AHEAD` of its limit without
+        buffers made ready."""
+        spare = self.__dict__.get("_grow_spare", {})
+        return [
+            (name, t)
+            for name, t in (("ent", self._ent), ("pair", self._pair))
+            if name not in spare and t.meta[0] > GROW_AHEAD * S.max_load(t)
+        ]
+
     def growth_due_soon(self) -> bool:
         """Whether a table is past :data:`GROW_AHEAD` of its limit without buffers made ready."""
-        spare = self.__dict__.get("_grow_spare", {})
-        return any(
-            name not in spare and t.meta[0] > GROW_AHEAD * S.max_load(t)
-            for name, t in (("ent", self._ent), ("pair", self._pair))
-        )
+        return bool(self._growing_soon())
 
     def prepare_growth(self) -> None:
         """Allocate and touch the arrays the next growth of a nearly full table rebuilds into.
@@ -304,12 +310,11 @@ class FeatureEngine:
         expired) allocates its own as before.
         """
         spare = self.__dict__.setdefault("_grow_spare", {})
-        for name, t in (("ent", self._ent), ("pair", self._pair)):
-            if name not in spare and t.meta[0] > GROW_AHEAD * S.max_load(t):
-                bufs = S.grown_buffers(t, S.grown_capacity(t), touch=True)
-                # Kept only if the table did not grow meanwhile (they would not fit).
-                if getattr(self, f"_{name}") is t:
-                    spare[name] = bufs
+        for name, t in self._growing_soon():
+            bufs = S.grown_buffers(t, S.grown_capacity(t), touch=True)
+            # Kept only if the table did not grow meanwhile (they would not fit).
+            if getattr(self, f"_{name}") is t:
+                spare[name] = bufs
 
     def prepare_capture(self) -> None:
         """Allocate and touch the buffers the next :meth:`snapshot_later` copies into.

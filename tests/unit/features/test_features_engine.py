@@ -77,6 +77,15 @@ def test_cli_lists_catalogue_as_json() -> None:
     assert {"name", "entity", "window", "aggregation", "description"} <= set(rows[0])
 
 
+def _labels_known_by(
+    labels: LabelBatch, chunk: TxBatch, cursor: int
+) -> tuple[LabelBatch | None, int]:
+    """Labels from ``cursor`` released by ``chunk``'s last time, and the next cursor."""
+    end = int(np.searchsorted(labels.label_time, chunk.ts[-1], side="right"))
+    lb = LabelBatch(*(a[cursor:end] for a in labels)) if end > cursor else None
+    return lb, max(cursor, end)
+
+
 def test_random_batches_and_snapshot_equal_one_shot(stream) -> None:
     tx_df, lb_df = stream
     # Tiny tables and a 2-day TTL: growth, logical eviction and rebuilds all happen.
@@ -90,9 +99,7 @@ def test_random_batches_and_snapshot_equal_one_shot(stream) -> None:
     while start < len(tx):
         size = int(rng.choice([1, 1, 2, 7, 50, 333]))
         chunk = tx.take(slice(start, start + size))
-        end = int(np.searchsorted(labels.label_time, chunk.ts[-1], side="right"))
-        lb = LabelBatch(*(a[cursor:end] for a in labels)) if end > cursor else None
-        cursor = max(cursor, end)
+        lb, cursor = _labels_known_by(labels, chunk, cursor)
         parts.append(eng.process(chunk, lb))
         start += size
         k += 1
@@ -114,9 +121,7 @@ def test_growth_into_buffers_prepared_ahead_gives_the_same_features(stream) -> N
     parts, cursor, used, prepared = [], 0, 0, 0
     for start in range(0, len(tx), 25):
         chunk = tx.take(slice(start, start + 25))
-        end = int(np.searchsorted(labels.label_time, chunk.ts[-1], side="right"))
-        lb = LabelBatch(*(a[cursor:end] for a in labels)) if end > cursor else None
-        cursor = max(cursor, end)
+        lb, cursor = _labels_known_by(labels, chunk, cursor)
         if eng.growth_due_soon():
             eng.prepare_growth()
             prepared += 1
