@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,6 +78,15 @@ def test_cli_lists_catalogue_as_json() -> None:
     assert {"name", "entity", "window", "aggregation", "description"} <= set(rows[0])
 
 
+def _tiny_tables(stream: Any) -> tuple[FeatureConfig, np.ndarray, TxBatch, LabelBatch]:
+    """Tiny tables and a 2-day TTL (growth, logical eviction and rebuilds all happen):
+    the config, the one-shot features, the transactions and their labels."""
+    tx_df, lb_df = stream
+    cfg = FeatureConfig(initial_capacity=16, entity_ttl_days=2.0)
+    X_ref, _ = _one_shot(tx_df, lb_df, cfg)
+    return cfg, X_ref, TxBatch.from_frame(tx_df), LabelBatch.join(lb_df, tx_df)
+
+
 def _labels_known_by(
     labels: LabelBatch, chunk: TxBatch, cursor: int
 ) -> tuple[LabelBatch | None, int]:
@@ -87,12 +97,7 @@ def _labels_known_by(
 
 
 def test_random_batches_and_snapshot_equal_one_shot(stream) -> None:
-    tx_df, lb_df = stream
-    # Tiny tables and a 2-day TTL: growth, logical eviction and rebuilds all happen.
-    cfg = FeatureConfig(initial_capacity=16, entity_ttl_days=2.0)
-    X_ref, _ = _one_shot(tx_df, lb_df, cfg)
-    tx = TxBatch.from_frame(tx_df)
-    labels = LabelBatch.join(lb_df, tx_df)
+    cfg, X_ref, tx, labels = _tiny_tables(stream)
     rng = np.random.default_rng(0)
     eng = FeatureEngine(cfg)
     parts, start, cursor, k = [], 0, 0, 0
@@ -112,11 +117,7 @@ def test_random_batches_and_snapshot_equal_one_shot(stream) -> None:
 
 def test_growth_into_buffers_prepared_ahead_gives_the_same_features(stream) -> None:
     """A worker's thread makes a nearly full table's grown arrays ready; features do not change."""
-    tx_df, lb_df = stream
-    cfg = FeatureConfig(initial_capacity=16, entity_ttl_days=2.0)
-    X_ref, _ = _one_shot(tx_df, lb_df, cfg)
-    tx = TxBatch.from_frame(tx_df)
-    labels = LabelBatch.join(lb_df, tx_df)
+    cfg, X_ref, tx, labels = _tiny_tables(stream)
     eng = FeatureEngine(cfg)
     parts, cursor, used, prepared = [], 0, 0, 0
     for start in range(0, len(tx), 25):
