@@ -26,7 +26,7 @@ from riskflow.models._artifact import (
     save_model,
 )
 from riskflow.models._calibration import Blender, Calibrator
-from riskflow.models._ensemble import MEMBERS, Ensemble
+from riskflow.models._ensemble import MEMBERS, Ensemble, TopReasons
 from riskflow.models._scorer import ScoredBatch, Scorer, pin_threads
 from riskflow.models._split import TimeSplit, Window, known_labels, parse_time_ms
 from riskflow.models._synthetic import SyntheticData, make_synthetic
@@ -34,6 +34,7 @@ from riskflow.models._synthetic import SyntheticData, make_synthetic
 __all__ = [
     "Ensemble",
     "MEMBERS",
+    "TopReasons",
     "Blender",
     "Calibrator",
     "load_model",

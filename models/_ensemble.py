@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from riskflow.models._lgbm import LightGBMMember
 from riskflow.models._mlp import MLPMember
 from riskflow.models._threads import split_rows
 
-__all__ = ["Ensemble", "MEMBERS"]
+__all__ = ["Ensemble", "MEMBERS", "TopReasons"]
 
 #: Member names, in the order their scores enter the blend.
 MEMBERS: tuple[str, ...] = ("lightgbm", "mlp")
@@ -35,6 +35,14 @@ MEMBERS: tuple[str, ...] = ("lightgbm", "mlp")
 #: ~40 us over both members, a hand-off to the pool tens of us.
 MIN_ROWS_PER_THREAD = 32
 Progress = Callable[[str, int, int, str], None]
+
+
+class TopReasons(NamedTuple):
+    """:meth:`Ensemble.top_reasons`: each (rows, k), largest contribution first."""
+
+    feature: np.ndarray  # int64 index into feature_names_, -1: no further positive one
+    contribution: np.ndarray  # float64 SHAP value (log-odds), 0 where feature is -1
+    value: np.ndarray  # float64 feature value, NaN where absent or feature is -1
 
 
 class Ensemble:
@@ -249,6 +257,33 @@ class Ensemble:
             raise ValueError("Reason codes need the LightGBM member; this model has none.")
         return self.members_["lightgbm"].contributions(self._check(X), num_threads=num_threads)
 
+    def top_reasons(
+        self,
+        X: np.ndarray,
+        rows: Sequence[int] | np.ndarray | None = None,
+        k: int = 3,
+        *,
+        num_threads: int | None = None,
+    ) -> TopReasons:
+        """The top ``k`` features pushing each row of ``X[rows]`` up, as arrays.
+
+        What :meth:`reason_codes` says in words, for callers that explain many
+        rows at once (replay): per row, feature indices into
+        ``feature_names_`` (-1 past the row's positive contributions), their
+        SHAP values in the LightGBM member's log-odds, and the features'
+        values (NaN: absent), each (rows, k), largest contribution first.
+        """
+        if "lightgbm" not in self.members_:
+            raise ValueError("Reason codes need the LightGBM member; this model has none.")
+        X = self._check(X)
+        sub = X if rows is None else X[np.asarray(rows, dtype=np.int64)]
+        feature, contribution = self.members_["lightgbm"].top_contributions(
+            sub, k, num_threads=num_threads
+        )
+        value = np.take_along_axis(sub, np.maximum(feature, 0), axis=1).astype(np.float64)
+        value[feature < 0] = np.nan
+        return TopReasons(feature, contribution, value)
+
     def reason_codes(
         self,
         X: np.ndarray,
@@ -266,16 +301,7 @@ class Ensemble:
         SHAP value in the LightGBM member's log-odds. ``num_threads``: see
         :meth:`contributions` (replay gives a batch of rows every core).
         """
-        X = self._check(X)
-        idx = np.arange(len(X)) if rows is None else np.asarray(rows, dtype=np.int64)
-        if idx.size == 0:
-            return []
-        sub = X[idx]
-        contrib = self.contributions(sub, num_threads=num_threads)[:, :-1]
-        # Top k of every row at once (a per-row argsort costs more than the rest).
-        top = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
-        c_top = np.take_along_axis(contrib, top, axis=1).tolist()
-        v_top = np.take_along_axis(sub, top, axis=1).astype(np.float64).tolist()
+        top = self.top_reasons(X, rows, k, num_threads=num_threads)
         names, descriptions = self.feature_names_, self.descriptions_
         return [
             [
@@ -286,9 +312,11 @@ class Ensemble:
                     "value": None if v != v else v,  # NaN: absent
                 }
                 for j, c, v in zip(js, cs, vs, strict=True)
-                if c > 0
+                if j >= 0
             ]
-            for js, cs, vs in zip(top.tolist(), c_top, v_top, strict=True)
+            for js, cs, vs in zip(
+                top.feature.tolist(), top.contribution.tolist(), top.value.tolist(), strict=True
+            )
         ]
 
     def __repr__(self) -> str:

@@ -15,6 +15,7 @@ MODULES = [
     "riskflow.models._scorer",
     "riskflow.models._mlp_kernels",
     "riskflow.models._threads",
+    "riskflow.models._topk",
 ]
 
 

@@ -93,6 +93,27 @@ def test_reason_codes_name_real_features_with_signs_of_the_contributions() -> No
     assert m.reason_codes(X, [], k=3) == []
 
 
+def test_top_reasons_equal_a_stable_sort_of_the_contributions(monkeypatch) -> None:
+    """Explained in blocks across threads, the top k equal a stable sort of the full matrix."""
+    import riskflow.models._lgbm as lgbm
+
+    d = data()
+    _, _, te = split(d)
+    m = fitted()
+    X = d.X[te][:300]
+    contrib = m.contributions(X)[:, :-1]
+    order = np.argsort(-contrib, axis=1, kind="stable")[:, :4]
+    c_top = np.take_along_axis(contrib, order, axis=1)
+    monkeypatch.setattr(lgbm, "_TOP_BLOCK", 7)  # blocks end mid-slice, slices mid-block
+    top = m.top_reasons(X, None, k=4, num_threads=3)
+    np.testing.assert_array_equal(top.feature, np.where(c_top > 0, order, -1))
+    np.testing.assert_array_equal(top.contribution, np.where(c_top > 0, c_top, 0.0))
+    v_top = np.take_along_axis(X, order, axis=1).astype(np.float64)
+    np.testing.assert_array_equal(top.value, np.where(c_top > 0, v_top, np.nan))
+    assert (top.feature == -1).any() or (c_top > 0).all()
+    assert m.top_reasons(X, [], k=2).feature.shape == (0, 2)
+
+
 def test_inputs_are_checked() -> None:
     d = data()
     tr, va, _ = split(d)
