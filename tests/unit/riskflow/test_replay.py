@@ -115,6 +115,26 @@ def test_scoring_threads_change_nothing(world: dict, threads: int) -> None:
     assert (serial.decision > 0).any()
 
 
+@pytest.mark.parametrize("rows_kept", [0, 40, 400])
+def test_reason_buffer_size_changes_nothing(
+    world: dict, rows_kept: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A buffer too small for the flagged rows (a floor raised, rows compacted, a second
+    feature pass for the rest) gives the reasons of an ample one."""
+    import riskflow.replay
+
+    monkeypatch.setattr(riskflow.replay, "_COMPACT_ROWS", 3)  # compaction in many steps
+    ample = _run(world, chunk_size=1024).runs[0]
+    width = FeatureEngine().n_features
+    small = _run(world, chunk_size=1024, reason_buffer_bytes=rows_kept * width * 4)
+    assert small.runs[0].reasons == ample.reasons
+    assert small.runs[0].reason_counts == ample.reason_counts
+    flagged = int((ample.decision > 0).sum())
+    assert flagged > 40, "the test needs more flagged rows than the small buffers hold"
+    # Rows the buffer could not keep were recomputed, and only those.
+    assert 0 < small.timings_s["second_pass_rows"] <= flagged
+
+
 def test_score_threads_must_be_positive(world: dict) -> None:
     with pytest.raises(ValueError, match="score_threads"):
         _run(world, overlap=True, score_threads=0)
