@@ -129,6 +129,19 @@ def grow(
     return _make(type(table), new_keys, np.array([len(old)], np.int64), u)
 
 
+def resized(table: Any, cap: int) -> Any:
+    """``table`` rebuilt with ``cap`` slots (a power of two above its rows), every row kept.
+
+    The new memory is written once in order first (:func:`grown_buffers`
+    with ``touch``): rows moved into untouched memory fault it in page by
+    page at random, which cost ~10x as much on this machine's VM.
+    """
+    new_keys, u = grown_buffers(table, cap, touch=True)
+    old, new = _rebuild_map(table.keys, table.f[:, 0], 0.0, np.inf, new_keys)
+    _move_rows(table.u, u, old, new)
+    return _make(type(table), new_keys, np.array([len(old)], np.int64), u)
+
+
 def _capacity_for(cap: int, rows: int) -> int:
     """``cap`` doubled until ``rows`` fill at most half of the growth limit."""
     while rows > cap * MAX_LOAD / 2:

@@ -239,7 +239,7 @@ def replay(
             kept[name].add(start, X, scores[name][start:stop], flag_anyway)
             timings["reasons"] += time.perf_counter() - t0
 
-    engine = engine_factory()
+    engine = _sized(engine_factory(), tx, timings)
     in_flight: deque[tuple[int, int, TxBatch, np.ndarray, list[Any]]] = deque()
     with contextlib.ExitStack() as stack:
         pool = None
@@ -323,7 +323,7 @@ def replay(
     )
     timings["second_pass_rows"] = float(missing.size)
     if missing.size:
-        X_missing = _feature_rows(engine_factory(), chunks(), missing)
+        X_missing = _feature_rows(_sized(engine_factory(), tx), chunks(), missing)
     for mname, model in models:
         rows = flagged_by_model[mname]
         if not rows.size:
@@ -371,6 +371,23 @@ def replay(
             )
     timings["evaluate"] = time.perf_counter() - t0
     return ReplayResult(tx_df, truth, runs, timings, importance)
+
+
+def _sized(engine: Any, tx: TxBatch, timings: dict[str, float] | None = None) -> Any:
+    """``engine`` with its tables sized for all of ``tx`` up front (when it can be).
+
+    The replay bench's feature pass took 4.2-5.5 s with tables growing as
+    entities arrived and 1.9-2.2 s sized ahead, reserve included (same
+    process, 1.02 M transactions, 2026-11-30). ``timings``: where to add
+    the seconds it took, as feature time.
+    """
+    reserve = getattr(engine, "reserve", None)
+    if callable(reserve):
+        t0 = time.perf_counter()
+        reserve(tx)
+        if timings is not None:
+            timings["features"] += time.perf_counter() - t0
+    return engine
 
 
 def _accepts(method: Any, keyword: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import njit
+from ._jit import clz64, njit
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -135,3 +135,43 @@ def _pair_key_array(a, b):  # pragma: no cover - compiled
             k = _mix64(a[i] ^ _mix64(b[i] + _G))
             out[i] = k if k != np.uint64(0) else np.uint64(1)
     return out
+
+
+#: HyperLogLog registers of :func:`_hll_add`: 2**14 (16 KB), ~0.8 % standard error.
+DISTINCT_REGISTERS = 1 << 14
+
+
+@njit
+def _hll_add(hk, lo, hi, reg):  # pragma: no cover - compiled
+    """Add the non-zero home hashes in columns ``lo:hi`` of ``hk`` to HyperLogLog ``reg``.
+
+    ``hk`` holds well-mixed 64-bit hashes (:func:`_batch_slot_keys`; 0 marks
+    an absent key), so the top bits pick a register and the rest give its
+    rank directly.
+    """
+    b = np.uint64(63 - clz64(np.uint64(reg.shape[0])))  # log2 of the register count
+    for i in range(hk.shape[0]):
+        for c in range(lo, hi):
+            h = hk[i, c]
+            if h == np.uint64(0):
+                continue
+            j = np.int64(h >> (np.uint64(64) - b))
+            rest = (h << b) | (np.uint64(1) << (b - np.uint64(1)))
+            rank = np.uint8(clz64(rest) + 1)
+            if rank > reg[j]:
+                reg[j] = rank
+
+
+@njit
+def _hll_estimate(reg):  # pragma: no cover - compiled
+    """Distinct hashes added to ``reg``: Flajolet et al., linear counting when few."""
+    m = reg.shape[0]
+    total = 0.0
+    zeros = 0
+    for j in range(m):
+        total += 2.0 ** -np.float64(reg[j])
+        zeros += reg[j] == 0
+    est = 0.7213 / (1.0 + 1.079 / m) * m * m / total
+    if est <= 2.5 * m and zeros > 0:
+        est = m * np.log(m / zeros)
+    return est

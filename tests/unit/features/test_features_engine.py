@@ -139,6 +139,31 @@ def test_growth_into_buffers_prepared_ahead_gives_the_same_features(stream) -> N
     assert prepared >= 2 and used >= 2  # prepared ahead, then grown into
 
 
+def test_reserve_sizes_the_tables_once_and_changes_no_feature(stream) -> None:
+    """Tables sized for the whole stream up front never grow, and features stay the same bits."""
+    cfg, X_ref, tx, labels = _tiny_tables(stream)
+    eng = FeatureEngine(cfg)
+    eng.reserve(tx)
+    sized = (eng._ent.keys, eng._pair.keys)
+    assert sized[0].shape[0] > 16 and sized[1].shape[0] > 16
+    parts, cursor = [], 0
+    for start in range(0, len(tx), 500):
+        chunk = tx.take(slice(start, start + 500))
+        lb, cursor = _labels_known_by(labels, chunk, cursor)
+        parts.append(eng.process(chunk, lb))
+    _same(np.concatenate(parts), X_ref)
+    assert eng._ent.keys is sized[0] and eng._pair.keys is sized[1], "a table grew"
+    # At most 70 % full, and not oversized: the estimate is within ~1 %, plus 10 %.
+    for table in (eng._ent, eng._pair):
+        assert 0.7 * table.keys.shape[0] >= table.meta[0] > 0.15 * table.keys.shape[0]
+    # Sizing mid-stream keeps every row; a later reserve never shrinks.
+    eng2 = FeatureEngine(cfg)
+    first = eng2.process(tx.take(slice(0, 1000)), labels)
+    eng2.reserve(tx.take(slice(1000, len(tx))))
+    eng2.reserve(tx.take(slice(0, 10)))
+    _same(np.concatenate([first, eng2.process(tx.take(slice(1000, len(tx))))]), X_ref)
+
+
 def test_labels_all_at_once_equal_labels_as_they_come(stream) -> None:
     tx_df, lb_df = stream
     X_ref, _ = _one_shot(tx_df, lb_df)
