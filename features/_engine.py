@@ -163,16 +163,32 @@ class FeatureEngine:
         return {"entity": S.row_bytes(S.EntityTable), "pair": S.row_bytes(S.PairTable)}
 
     # --------------------------------------------------------------- process
-    def process(self, tx: TxBatch, labels: LabelBatch | None = None) -> np.ndarray:
+    def process(
+        self, tx: TxBatch, labels: LabelBatch | None = None, *, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Feature matrix (float32, ``(len(tx), n_features)``) for ``tx``; advances the state.
 
         Labels are queued; a label becomes visible to a transaction iff its
         ``label_time <= tx.ts`` (labels already due apply before the next
-        transaction).
+        transaction). ``out``: a C-contiguous float32 array of that shape to
+        write into and return, for a caller that reuses its buffers (every
+        element is written).
         """
         if not isinstance(tx, TxBatch):
             raise FeatureInputError(f"process() takes a TxBatch, got {type(tx).__name__}.")
         n = len(tx)
+        if out is not None and not (
+            isinstance(out, np.ndarray)
+            and out.dtype == np.float32
+            and out.shape == (n, self.n_features)
+            and out.flags.c_contiguous
+            and out.flags.writeable
+        ):
+            raise ValueError(
+                f"out must be a writeable C-contiguous float32 array of shape "
+                f"({n}, {self.n_features}). Got {getattr(out, 'dtype', type(out))} "
+                f"{getattr(out, 'shape', '')} instead."
+            )
         a = {k: _arr(tx, k, dt, n, "TxBatch") for k, dt in _TX_DTYPES.items()}
         if n and not np.isfinite(a["amount"]).all():
             bad = int(np.flatnonzero(~np.isfinite(a["amount"]))[0])
@@ -188,7 +204,8 @@ class FeatureEngine:
         a["mcc"] = np.where((a["mcc"] >= 0) & (a["mcc"] < L.N_MCC), a["mcc"], -1).astype(np.int32)
         if labels is not None and len(labels):
             self._enqueue(labels)
-        X = np.empty((n, self.n_features), np.float32)  # the kernel NaN-fills each row
+        # The kernel NaN-fills each row before writing its features.
+        X = np.empty((n, self.n_features), np.float32) if out is None else out
         if n == 0:
             return X
         ekeys, sk, hk = self._slot_keys(a, n)

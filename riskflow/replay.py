@@ -247,9 +247,20 @@ def replay(
             pool = stack.enter_context(
                 ThreadPoolExecutor(score_threads, thread_name_prefix="replay-score")
             )
-        for start, stop, chunk, lb in chunks():
+        # Feature matrices are written into a ring of buffers, one more than
+        # the chunks still being scored: fresh memory for every chunk (80 MB
+        # at 65,536 rows) made the feature pass ~8 % slower (2026-11-30).
+        ring: list[np.ndarray] = []
+        n_ring = score_threads + 1 if pool is not None else 1
+        reuse = _accepts(engine.process, "out")
+        for k, (start, stop, chunk, lb) in enumerate(chunks()):
             t0 = time.perf_counter()
-            X = engine.process(chunk, lb)
+            if reuse:
+                if len(ring) < n_ring:
+                    ring.append(np.empty((chunk_size, len(engine.feature_names)), np.float32))
+                X = engine.process(chunk, lb, out=ring[k % n_ring][: stop - start])
+            else:
+                X = engine.process(chunk, lb)
             timings["features"] += time.perf_counter() - t0
             if pool is None:
                 finish(start, stop, chunk, X, [predict(m, name, X) for name, m in models])
@@ -472,7 +483,9 @@ class _KeptRows:
             self._raise_floor(score[rows], cap // 2)
             rows = rows[score[rows] >= self.floor]
         m, k = self._m, rows.size
-        self._X[m : m + k] = X[rows]
+        # Gathered straight into the buffer ("clip": the rows are valid, and
+        # numpy buffers the default mode's output through a temporary).
+        np.take(X, rows, axis=0, out=self._X[m : m + k], mode="clip")
         self._idx[m : m + k] = rows + start
         self._score[m : m + k] = score[rows]
         self._m = m + k

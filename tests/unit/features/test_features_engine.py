@@ -164,6 +164,24 @@ def test_reserve_sizes_the_tables_once_and_changes_no_feature(stream) -> None:
     _same(np.concatenate([first, eng2.process(tx.take(slice(1000, len(tx))))]), X_ref)
 
 
+def test_process_into_a_reused_buffer(stream) -> None:
+    """``out=``: the same features written into the caller's (dirty) buffer; a wrong one is refused."""
+    cfg, X_ref, tx, labels = _tiny_tables(stream)
+    eng = FeatureEngine(cfg)
+    buf = np.full((1000, eng.n_features), 7.0, np.float32)
+    parts, cursor = [], 0
+    for start in range(0, len(tx), 1000):
+        chunk = tx.take(slice(start, start + 1000))
+        lb, cursor = _labels_known_by(labels, chunk, cursor)
+        X = eng.process(chunk, lb, out=buf[: len(chunk)])
+        assert X.base is buf or X is buf
+        parts.append(X.copy())
+    _same(np.concatenate(parts), X_ref)
+    for bad in (np.zeros((5, eng.n_features)), np.zeros((4, eng.n_features), np.float32)):
+        with pytest.raises(ValueError, match="out must be"):
+            eng.process(tx.take(slice(0, 5)), out=bad)
+
+
 def test_labels_all_at_once_equal_labels_as_they_come(stream) -> None:
     tx_df, lb_df = stream
     X_ref, _ = _one_shot(tx_df, lb_df)
