@@ -501,26 +501,43 @@ class _KeptRows:
         self.floor = max(self.floor, floor)
         stay = np.flatnonzero(self._score[: self._m] >= self.floor)
         assert self._X is not None
-        # In place, a block at a time: stay[j] >= j, so a block only reads rows
-        # at or after those it writes, and none a later block still needs.
-        for lo in range(0, stay.size, _COMPACT_ROWS):
-            block = stay[lo : lo + _COMPACT_ROWS]
-            self._X[lo : lo + block.size] = self._X[block]
+        _compact(self._X, stay)
         self._idx[: stay.size] = self._idx[stay]
         self._score[: stay.size] = self._score[stay]
         self._m = stay.size
 
     def take(self, rows: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """Feature rows for sorted ``rows`` and where each was kept (-1: not kept, row left 0)."""
-        out = np.zeros((rows.size, width), np.float32)
+        """Feature rows for sorted ``rows`` and where each was kept (-1: not kept, row left 0).
+
+        The last call: when every row was kept, they are gathered to the
+        buffer's head in place and returned as a view of it (a fresh 93 MB
+        for the bench's flagged rows cost ~0.45 s, 2026-11-30).
+        """
         at = np.full(rows.size, -1, np.int64)
-        if self._X is not None and self._m and rows.size:
-            idx = self._idx[: self._m]
-            pos = np.minimum(np.searchsorted(idx, rows), idx.size - 1)
-            found = idx[pos] == rows
-            at[found] = pos[found]
-            out[found] = self._X[pos[found]]
+        if self._X is None or not self._m or not rows.size:
+            return np.zeros((rows.size, width), np.float32), at
+        idx = self._idx[: self._m]
+        pos = np.minimum(np.searchsorted(idx, rows), idx.size - 1)
+        found = idx[pos] == rows
+        at[found] = pos[found]
+        if found.all():  # pos rises with rows, so pos[i] >= i
+            _compact(self._X, pos)
+            out, self._X, self._m = self._X[: rows.size], None, 0
+            return out, at
+        out = np.zeros((rows.size, width), np.float32)
+        out[found] = self._X[pos[found]]
         return out, at
+
+
+def _compact(X: np.ndarray, src: np.ndarray) -> None:
+    """``X[:src.size] = X[src]`` in place, for rising ``src`` with ``src[i] >= i``.
+
+    A block at a time: a block only reads rows at or after those it writes,
+    and none that a later block still needs.
+    """
+    for lo in range(0, src.size, _COMPACT_ROWS):
+        block = src[lo : lo + _COMPACT_ROWS]
+        X[lo : lo + block.size] = X[block]
 
 
 #: Rows moved per step when the kept rows are compacted (4,096 x 312 float32: 5 MB).
