@@ -17,7 +17,7 @@ and replay's chunks must agree to the last bit).
   their non-zero inputs, so each weight vector read from L2 serves four rows
   (:func:`_first_layer`). A row then also adds ``0 * w`` for the inputs only
   its neighbours have, which changes no bit that matters: ``0 * w`` is a zero
-  (weights are finite: :func:`_mlp.MLPMember._compile` checks), and adding a
+  (weights are finite: :meth:`._mlp.MLPMember._compile` checks), and adding a
   zero leaves a non-zero sum as it is; only a sum that is exactly zero may
   come out as ``-0.0`` instead of ``+0.0``, or back. A first-layer unit goes
   on through adds (the tables: equal values in, equal values out) and the
@@ -56,7 +56,8 @@ _CLIP = 8.0
 #: row at 8 x 8 lanes, 8.7 at 16 x 8, 10.1 at 8 x 4, 8.9 at 16 x 4.
 _TILE = 8 * LANES
 #: Rows per block: a tile's weights (first layer: 486 inputs x 64 units,
-#: 249 KB) are read from L2 for each of the block's rows in turn, and the
+#: 249 KB) are read from L2 for each of the block's rows (first layer: each
+#: group of :data:`_GROUP_ROWS` rows) in turn, and the
 #: block's activations (16 x 128 doubles, 16 KB) stay in L1. Splitting the
 #: inputs into L1-sized slices measured no faster (with weights not yet
 #: aligned to cache lines, :func:`cache_aligned`); 4 or 64 rows per block
@@ -70,7 +71,7 @@ _BLOCK_ROWS = 16
 #: us per row one row at a time, 3.62 two at a time (8 vectors each), 3.35
 #: four at a time; 4.63 before the fused multiply-add. Grouping the hidden
 #: layer (128 -> 64) the same way measured no faster (3.51 vs 3.53).
-_GROUP_ROWS = 4
+_GROUP_ROWS = 4  # :func:`_tile4` is written for 4
 
 
 def cache_aligned(a: np.ndarray) -> np.ndarray:
