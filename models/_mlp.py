@@ -388,6 +388,14 @@ class MLPMember:
                 )
                 for lin in linears[1:]
             ]
+        if not np.isfinite(self._w_dense).all():
+            # The serving kernel adds 0 * w for inputs a row's neighbours have
+            # (:mod:`._mlp_kernels`): an infinite or NaN weight would make a
+            # row's score depend on its batch.
+            raise ArtifactError(
+                "The MLP's first-layer weights are not all finite (training diverged, or the "
+                "artifact is corrupted); retrain with `riskflow train`."
+            )
         h1 = self._w_dense.shape[1]
         self._tables_flat = (
             np.ascontiguousarray(np.concatenate(tables)) if tables else np.zeros((0, h1))

@@ -11,8 +11,26 @@ and replay's chunks must agree to the last bit).
   added into memory once per input and row. Per row and unit the sum runs in
   the same order as in :func:`_forward_rows`: bias, then the non-zero inputs
   (first layer) or positive activations (hidden layers) in input order, then
-  the categorical tables, with the same float64 multiply-then-add. So both
-  kernels give the same bits.
+  the categorical tables, with the same float64 arithmetic. So both kernels
+  give the same bits.
+- Its first layer runs :data:`_GROUP_ROWS` rows at once over the union of
+  their non-zero inputs, so each weight vector read from L2 serves four rows
+  (:func:`_first_layer`). A row then also adds ``0 * w`` for the inputs only
+  its neighbours have, which changes no bit that matters: ``0 * w`` is a zero
+  (weights are finite: :meth:`._mlp.MLPMember._compile` checks), and adding a
+  zero leaves a non-zero sum as it is; only a sum that is exactly zero may
+  come out as ``-0.0`` instead of ``+0.0``, or back. A first-layer unit goes
+  on through adds (the tables: equal values in, equal values out) and the
+  ReLU's ``> 0`` test, to which both zeros are the same, and the first layer
+  is never the output (that has one unit, never in a tile). So a row's logit
+  has the same bits whichever rows share its group, and alone.
+- The first layer uses a fused multiply-add (:func:`._simd.vfma`, half the
+  vector operations of a multiply then an add) with the same bits as the
+  reference's multiply then add: its inputs are float32 values (the prepared
+  row is rounded to float32) and so are its weights (torch's), so every
+  product is exact in float64 and both round only the sum. The hidden layers'
+  inputs are float64 sums, whose products are not exact: they keep the
+  multiply then add.
 - :func:`_forward_rows` is the per-row reference: one row, one unit at a time.
 - :func:`_prepare_rows` only prepares inputs (for the BLAS and torch paths,
   so training sees the very inputs serving does). All three prepare a row with
@@ -27,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from riskflow.models._simd import LANES, f64_bits, f64_from_bits, vaxpy, vload, vstore
+from riskflow.models._simd import LANES, f64_bits, f64_from_bits, vaxpy, vfma, vload, vstore
 
 #: Standardised inputs beyond +-8 deviations are outliers; clipping keeps a
 #: single absurd value from saturating the network.
@@ -38,12 +56,22 @@ _CLIP = 8.0
 #: row at 8 x 8 lanes, 8.7 at 16 x 8, 10.1 at 8 x 4, 8.9 at 16 x 4.
 _TILE = 8 * LANES
 #: Rows per block: a tile's weights (first layer: 486 inputs x 64 units,
-#: 249 KB) are read from L2 for each of the block's rows in turn, and the
+#: 249 KB) are read from L2 for each of the block's rows (first layer: each
+#: group of :data:`_GROUP_ROWS` rows) in turn, and the
 #: block's activations (16 x 128 doubles, 16 KB) stay in L1. Splitting the
 #: inputs into L1-sized slices measured no faster (with weights not yet
 #: aligned to cache lines, :func:`cache_aligned`); 4 or 64 rows per block
 #: measured the same as 16 with aligned ones (2026-11-29).
 _BLOCK_ROWS = 16
+#: Rows the first layer computes at once (:func:`_first_layer`): 4 rows x 4
+#: vectors = 16 accumulators, each weight vector loaded once for 4 rows. Real
+#: feature rows (replay bench model, 486 first-layer inputs of which 292 are
+#: non-zero per row; the union of 2 rows has 333, of 4 365, of 8 385), whole
+#: kernel with the fused first layer, interleaved medians (2026-11-30): 3.89
+#: us per row one row at a time, 3.62 two at a time (8 vectors each), 3.35
+#: four at a time; 4.63 before the fused multiply-add. Grouping the hidden
+#: layer (128 -> 64) the same way measured no faster (3.51 vs 3.53).
+_GROUP_ROWS = 4  # :func:`_tile4` is written for 4
 
 
 def cache_aligned(a: np.ndarray) -> np.ndarray:
@@ -294,7 +322,15 @@ def _positive(x, n, idx, val):  # pragma: no cover - compiled; tested through th
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _tile(val, idx, nnz, panel, base, bias, b0, out, o0):  # pragma: no cover - compiled
+def _axpy(acc, s, w, fused):  # pragma: no cover - compiled
+    """``acc + s * w``: fused (one rounding) or multiply then add; ``fused`` is a constant."""
+    if fused:
+        return vfma(acc, s, w)
+    return vaxpy(acc, s, w)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _tile(val, idx, nnz, panel, base, bias, b0, out, o0, fused):  # pragma: no cover - compiled
     """``out[o0:o0+_TILE] = bias[b0:b0+_TILE] + sum_j val[j] * w[idx[j], tile]``, j in order."""
     # Eight accumulators spelled out: they must be SSA values (registers), not an array.
     a0 = vload(bias, b0)
@@ -308,14 +344,14 @@ def _tile(val, idx, nnz, panel, base, bias, b0, out, o0):  # pragma: no cover - 
     for j in range(nnz):
         v = val[j]
         p = base + idx[j] * _TILE
-        a0 = vaxpy(a0, v, vload(panel, p))
-        a1 = vaxpy(a1, v, vload(panel, p + LANES))
-        a2 = vaxpy(a2, v, vload(panel, p + 2 * LANES))
-        a3 = vaxpy(a3, v, vload(panel, p + 3 * LANES))
-        a4 = vaxpy(a4, v, vload(panel, p + 4 * LANES))
-        a5 = vaxpy(a5, v, vload(panel, p + 5 * LANES))
-        a6 = vaxpy(a6, v, vload(panel, p + 6 * LANES))
-        a7 = vaxpy(a7, v, vload(panel, p + 7 * LANES))
+        a0 = _axpy(a0, v, vload(panel, p), fused)
+        a1 = _axpy(a1, v, vload(panel, p + LANES), fused)
+        a2 = _axpy(a2, v, vload(panel, p + 2 * LANES), fused)
+        a3 = _axpy(a3, v, vload(panel, p + 3 * LANES), fused)
+        a4 = _axpy(a4, v, vload(panel, p + 4 * LANES), fused)
+        a5 = _axpy(a5, v, vload(panel, p + 5 * LANES), fused)
+        a6 = _axpy(a6, v, vload(panel, p + 6 * LANES), fused)
+        a7 = _axpy(a7, v, vload(panel, p + 7 * LANES), fused)
     vstore(out, o0, a0)
     vstore(out, o0 + LANES, a1)
     vstore(out, o0 + 2 * LANES, a2)
@@ -336,6 +372,154 @@ def _vector(val, idx, nnz, w, w0, dout, bias, b0, out, o0):  # pragma: no cover 
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _rest(
+    val, idx, nnz, m, dout, o_start, w, w0, bias, b0, out
+):  # pragma: no cover - compiled; tested through the member
+    """Units ``o_start:dout`` (past the full tiles) of a layer, from row-major weights ``w``."""
+    # A vector at a time (narrow layers: 8x fewer add chains than unit by
+    # unit), then unit by unit.
+    n_vec = dout // LANES
+    for q in range(o_start // LANES, n_vec):
+        for r in range(m):
+            _vector(val[r], idx[r], nnz[r], w, w0, dout, bias, b0, out[r], q * LANES)
+    for o in range(n_vec * LANES, dout):
+        for r in range(m):
+            vr = val[r]
+            ir = idx[r]
+            s = bias[b0 + o]
+            for j in range(nnz[r]):
+                s += vr[j] * w[w0 + ir[j] * dout + o]
+            out[r, o] = s
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _union(dense, g0, n, idx, val):  # pragma: no cover - compiled; tested through the member
+    """Positions where any of rows ``g0:g0+_GROUP_ROWS`` of ``dense[:, :n]`` is non-zero, in
+    order, into ``idx``; each row's values there into ``val[g0 + r]``; their count."""
+    c = 0
+    for k in range(n):
+        nz = False
+        for r in range(g0, g0 + _GROUP_ROWS):
+            v = dense[r, k]
+            # Written always, kept only if some row is non-zero (as in _nonzero).
+            val[r, c] = v
+            nz |= v != 0.0
+        idx[c] = k
+        c += nz
+    return c
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _tile4(
+    va, vb, vc, vd, idx, nnz, panel, base, bias, b0, oa, ob, oc, od, o0
+):  # pragma: no cover - compiled
+    """Half a tile (4 vectors of units) for 4 rows, fused; each weight vector loaded once.
+
+    Row ``va``'s units ``o0:o0+4*LANES`` into ``oa`` (and so on for ``b``,
+    ``c``, ``d``) = ``bias[b0:...] + sum_j va[j] * w[idx[j], ...]``, j in
+    order, from the panel's vectors at ``base + idx[j] * _TILE``.
+    """
+    # Sixteen accumulators spelled out: they must be SSA values (registers).
+    a0 = vload(bias, b0)
+    a1 = vload(bias, b0 + LANES)
+    a2 = vload(bias, b0 + 2 * LANES)
+    a3 = vload(bias, b0 + 3 * LANES)
+    b0_, b1, b2, b3 = a0, a1, a2, a3
+    c0, c1, c2, c3 = a0, a1, a2, a3
+    d0, d1, d2, d3 = a0, a1, a2, a3
+    for j in range(nnz):
+        x = va[j]
+        y = vb[j]
+        z = vc[j]
+        u = vd[j]
+        p = base + idx[j] * _TILE
+        w = vload(panel, p)
+        a0 = vfma(a0, x, w)
+        b0_ = vfma(b0_, y, w)
+        c0 = vfma(c0, z, w)
+        d0 = vfma(d0, u, w)
+        w = vload(panel, p + LANES)
+        a1 = vfma(a1, x, w)
+        b1 = vfma(b1, y, w)
+        c1 = vfma(c1, z, w)
+        d1 = vfma(d1, u, w)
+        w = vload(panel, p + 2 * LANES)
+        a2 = vfma(a2, x, w)
+        b2 = vfma(b2, y, w)
+        c2 = vfma(c2, z, w)
+        d2 = vfma(d2, u, w)
+        w = vload(panel, p + 3 * LANES)
+        a3 = vfma(a3, x, w)
+        b3 = vfma(b3, y, w)
+        c3 = vfma(c3, z, w)
+        d3 = vfma(d3, u, w)
+    vstore(oa, o0, a0)
+    vstore(oa, o0 + LANES, a1)
+    vstore(oa, o0 + 2 * LANES, a2)
+    vstore(oa, o0 + 3 * LANES, a3)
+    vstore(ob, o0, b0_)
+    vstore(ob, o0 + LANES, b1)
+    vstore(ob, o0 + 2 * LANES, b2)
+    vstore(ob, o0 + 3 * LANES, b3)
+    vstore(oc, o0, c0)
+    vstore(oc, o0 + LANES, c1)
+    vstore(oc, o0 + 2 * LANES, c2)
+    vstore(oc, o0 + 3 * LANES, c3)
+    vstore(od, o0, d0)
+    vstore(od, o0 + LANES, d1)
+    vstore(od, o0 + 2 * LANES, d2)
+    vstore(od, o0 + 3 * LANES, d3)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _first_layer(
+    dense, m, n_dense, h, panel, w, bias, idx, val, nnz, out
+):  # pragma: no cover - compiled; tested through the member
+    """The first layer (no tables, no activation) for the block's ``m`` prepared rows ``dense``.
+
+    Full groups of :data:`_GROUP_ROWS` rows run together over their inputs'
+    union (:func:`_tile4`); the rest, and units past the full tiles, row by
+    row over each row's non-zero inputs (fused: the same bits, see the module
+    docstring).
+    """
+    full = m - m % _GROUP_ROWS
+    for g0 in range(0, full, _GROUP_ROWS):
+        nnz[g0] = _union(dense, g0, n_dense, idx[g0], val)
+    for r in range(full, m):
+        nnz[r] = _nonzero(dense[r], n_dense, idx[r], val[r])
+    n_tiles = h // _TILE
+    half = _TILE // 2
+    for t in range(n_tiles):
+        base = t * n_dense * _TILE
+        for g0 in range(0, full, _GROUP_ROWS):
+            for o in range(t * _TILE, (t + 1) * _TILE, half):
+                _tile4(
+                    val[g0],
+                    val[g0 + 1],
+                    val[g0 + 2],
+                    val[g0 + 3],
+                    idx[g0],
+                    nnz[g0],
+                    panel,
+                    base + o - t * _TILE,
+                    bias,
+                    o,
+                    out[g0],
+                    out[g0 + 1],
+                    out[g0 + 2],
+                    out[g0 + 3],
+                    o,
+                )
+        for r in range(full, m):
+            o = t * _TILE
+            _tile(val[r], idx[r], nnz[r], panel, base, bias, o, out[r], o, True)
+    if n_tiles * _TILE < h:
+        for r in range(full):
+            nnz[r] = _nonzero(dense[r], n_dense, idx[r], val[r])
+        _rest(val, idx, nnz, m, h, n_tiles * _TILE, w, 0, bias, 0, out)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _layer(
     val, idx, nnz, m, din, dout, panel, p0, w, w0, bias, b0, out
 ):  # pragma: no cover - compiled; tested through the member
@@ -349,21 +533,9 @@ def _layer(
     for t in range(n_tiles):
         base = p0 + t * din * _TILE
         for r in range(m):
-            _tile(val[r], idx[r], nnz[r], panel, base, bias, b0 + t * _TILE, out[r], t * _TILE)
-    # Past the last tile: a vector at a time (narrow layers: 8x fewer add
-    # chains than unit by unit), then unit by unit.
-    n_vec = dout // LANES
-    for q in range(n_tiles * _TILE // LANES, n_vec):
-        for r in range(m):
-            _vector(val[r], idx[r], nnz[r], w, w0, dout, bias, b0, out[r], q * LANES)
-    for o in range(n_vec * LANES, dout):
-        for r in range(m):
-            vr = val[r]
-            ir = idx[r]
-            s = bias[b0 + o]
-            for j in range(nnz[r]):
-                s += vr[j] * w[w0 + ir[j] * dout + o]
-            out[r, o] = s
+            o = t * _TILE
+            _tile(val[r], idx[r], nnz[r], panel, base, bias, b0 + o, out[r], o, False)
+    _rest(val, idx, nnz, m, dout, n_tiles * _TILE, w, w0, bias, b0, out)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -422,8 +594,7 @@ def _forward_blocks(
                 dense[r],
                 cats[r],
             )
-            nnz[r] = _nonzero(dense[r], n_dense, idx[r], val[r])
-        _layer(val, idx, nnz, m, n_dense, h, w1_panels, 0, w1, 0, b_first, 0, a)
+        _first_layer(dense, m, n_dense, h, w1_panels, w1, b_first, idx, val, nnz, a)
         for r in range(m):
             for c in range(n_cat):
                 row = table_offset[c] + cats[r, c]

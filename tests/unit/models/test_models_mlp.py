@@ -194,3 +194,41 @@ def test_large_training_sets_keep_every_fraud() -> None:
     assert len(y) == 1000 and int(y.sum()) == int(d.y.sum())
     X2, _ = MLPMember(max_rows=1000, seed=3)._subsample(d.X, d.y)
     np.testing.assert_array_equal(X, X2)
+
+
+def test_vfma_rounds_once_and_its_twin_only_emulates_exact_products() -> None:
+    # (1 + 2**-30) * (1 - 2**-30) = 1 - 2**-60: a multiply rounds it to 1, so
+    # multiply-then-add gives 0 where the fused operation keeps -2**-60.
+    from numba import njit
+
+    from riskflow.models._simd import LANES, _vfma_twin, vfma, vload, vstore
+
+    @njit
+    def fused(acc: np.ndarray, s: float, w: np.ndarray) -> np.ndarray:  # pragma: no cover
+        out = np.empty(LANES)
+        vstore(out, 0, vfma(vload(acc, 0), s, vload(w, 0)))
+        return out
+
+    acc, w = np.full(LANES, -1.0), np.full(LANES, 1 - 2.0**-30)
+    assert (fused(acc, 1 + 2.0**-30, w) == -(2.0**-60)).all()
+    # float32 factors: the product is exact, so one rounding either way.
+    w32 = np.linspace(-3, 3, LANES).astype(np.float32).astype(np.float64)
+    s32 = float(np.float32(0.1))
+    np.testing.assert_array_equal(fused(acc, s32, w32), _vfma_twin(acc, s32, w32))
+    with pytest.raises(ValueError, match="float32-valued"):
+        _vfma_twin(acc, 1 + 2.0**-30, w)
+
+
+def test_non_finite_first_layer_weights_are_refused() -> None:
+    # The serving kernel adds 0 * w for inputs only a row's group neighbours
+    # have; that is a no-op only for finite weights.
+    import torch
+
+    from riskflow.errors import ArtifactError
+
+    m = _member()
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    first = next(k for k in state if k.startswith("mlp.") and k.endswith(".weight"))
+    state[first][0, 0] = torch.inf
+    with pytest.raises(ArtifactError, match="not all finite"):
+        MLPMember.from_state(m.config(), state)
