@@ -135,6 +135,17 @@ def test_reason_buffer_size_changes_nothing(
     assert 0 < small.timings_s["second_pass_rows"] <= flagged
 
 
+def test_duplicate_transaction_ids_are_refused(world: dict) -> None:
+    """Labels cannot be joined to ambiguous ids; the error (raised in the label thread) names one."""
+    from riskflow.table import Dataset
+
+    ds = world["ds"]
+    tx = ds.transactions.copy()
+    tx.loc[tx.index[5], "tx_id"] = tx["tx_id"].iloc[4]
+    with pytest.raises(ValueError, match="unique"):
+        replay(Dataset(tx, ds.labels), FeatureEngine, [("m", world["model"])], [])
+
+
 def test_score_threads_must_be_positive(world: dict) -> None:
     with pytest.raises(ValueError, match="score_threads"):
         _run(world, overlap=True, score_threads=0)
