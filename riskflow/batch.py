@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from riskflow.cpus import usable_cpus
 from riskflow.schema import CHANNELS, ENTRY_MODES
 
 __all__ = ["TxBatch", "LabelBatch", "hash_keys", "hash_each", "ENTITY_FIELDS"]
@@ -44,6 +46,9 @@ ENTITY_FIELDS: dict[str, str] = {
 # Fixed key so that keys are stable across processes, restarts and machines
 # (state snapshots store keys). Not a secret: ids are already tokenised.
 _HASH_KEY = "riskflow-keys-v1"
+#: Frames at least this long get their key columns hashed in threads
+#: (:meth:`TxBatch.from_frame`); a stream's micro-batches stay in one.
+_THREADED_ROWS = 100_000
 
 
 def hash_keys(values: Sequence[Any] | np.ndarray | pd.Series) -> np.ndarray:
@@ -165,6 +170,16 @@ class TxBatch(NamedTuple):
         def keys(name: str) -> np.ndarray:
             return hash_keys(df[name]) if name in df.columns else np.zeros(n, dtype=np.uint64)
 
+        # A long frame's key columns are hashed side by side (pandas'
+        # factorize of text releases the GIL): 1M transactions, nine columns,
+        # 0.27-0.40 s in one thread against 0.16-0.19 s in two (2026-11-30).
+        threads = min(usable_cpus(), len(ENTITY_FIELDS)) if n >= _THREADED_ROWS else 1
+        if threads > 1:
+            with ThreadPoolExecutor(threads, thread_name_prefix="riskflow-keys") as pool:
+                done = pool.map(keys, ENTITY_FIELDS.values())
+                hashed = dict(zip(ENTITY_FIELDS, done, strict=True))
+        else:
+            hashed = {attr: keys(field) for attr, field in ENTITY_FIELDS.items()}
         mcc = col("mcc")
         return cls(
             tx_id=np.asarray(df["tx_id"].to_numpy(), dtype=object),
@@ -185,7 +200,7 @@ class TxBatch(NamedTuple):
             ),
             lat=_float(col("lat"), n),
             lon=_float(col("lon"), n),
-            **{attr: keys(field) for attr, field in ENTITY_FIELDS.items()},
+            **hashed,
         )
 
     @classmethod

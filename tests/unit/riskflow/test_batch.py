@@ -59,6 +59,31 @@ def test_from_frame_codes_and_keys_agree_for_text_and_object_frames() -> None:
     np.testing.assert_array_equal(text.channel, want)
 
 
+def test_long_frames_hash_their_keys_in_threads_to_the_same_keys(monkeypatch) -> None:
+    """Above the threading threshold every array equals the one-thread build, column by column."""
+    import riskflow.batch as batch
+
+    ids = _mixed_ids()
+    n = len(ids)
+    frame = pd.DataFrame(
+        {
+            "tx_id": [f"t{i}" for i in range(n)],
+            "event_time": np.arange(n),
+            "amount": np.ones(n),
+            "card_token": ids,
+            "merchant_id": ids[::-1],
+            "ip": ids[3:] + ids[:3],
+        }
+    ).astype({"card_token": "str", "merchant_id": "str", "ip": "str"})
+    one = TxBatch.from_frame(frame)
+    monkeypatch.setattr(batch, "_THREADED_ROWS", 1)
+    monkeypatch.setattr(batch, "usable_cpus", lambda: 2)
+    threaded = TxBatch.from_frame(frame)
+    for name, a, b in zip(TxBatch._fields, one, threaded, strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert (threaded.merchant != threaded.card).any()  # columns not swapped
+
+
 def test_labels_join_keeps_label_order_by_time_and_refuses_duplicate_ids() -> None:
     tx = pd.DataFrame(
         {"tx_id": ["a", "b", "c"], "event_time": [1, 2, 3], "amount": [1.0, 2.0, 3.0]}
