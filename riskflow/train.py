@@ -100,6 +100,8 @@ def compute_features(
         progress("features", 0, 1, f"{len(transactions):,} transactions")
     tx = TxBatch.from_frame(transactions)
     lb = LabelBatch.join(labels, transactions) if len(labels) else None
+    if callable(getattr(engine, "reserve", None)):
+        engine.reserve(tx)  # the whole history is known: size the tables once (speed only)
     X = np.asarray(engine.process(tx, lb), dtype=np.float32)
     if X.shape[0] != len(transactions):
         raise RuntimeError(
