@@ -19,8 +19,8 @@ from ._kernels._compute import _compute_batch
 from ._kernels._hash import (
     DISTINCT_REGISTERS,
     _batch_slot_keys,
-    _hll_add,
     _hll_estimate,
+    _hll_keys,
     _pair_key_array,
 )
 
@@ -42,10 +42,9 @@ _TX_DTYPES: dict[str, Any] = {
     **{k: np.uint64 for k in ENTITY_FIELDS},
 }
 _CODE_RANGE = {"channel": L.N_CHANNELS, "entry_mode": L.N_ENTRY}
-#: The key columns :meth:`FeatureEngine.reserve` counts (entities and pair sides).
-_KEY_FIELDS = tuple(dict.fromkeys([*L.ENTITIES, *(f for _, x, y in L.PAIRS for f in (x, y))]))
-#: Transactions hashed at a time by :meth:`FeatureEngine.reserve` (bounded scratch).
-_RESERVE_SLICE = 65_536
+#: Each pair's two entities, as indices into ``L.ENTITIES`` (for :meth:`FeatureEngine.reserve`).
+_PAIR_LEFT = np.array([L.ENTITIES.index(x) for _, x, _ in L.PAIRS], np.int64)
+_PAIR_RIGHT = np.array([L.ENTITIES.index(y) for _, _, y in L.PAIRS], np.int64)
 #: Memory :meth:`FeatureEngine.reserve` may give one table (1 GiB: 1.7 M entity slots).
 RESERVE_MAX_BYTES = 1 << 30
 
@@ -298,13 +297,8 @@ class FeatureEngine:
             return
         reg_ent = np.zeros(DISTINCT_REGISTERS, np.uint8)
         reg_pair = np.zeros(DISTINCT_REGISTERS, np.uint8)
-        for lo in range(0, n, _RESERVE_SLICE):
-            part = tx.take(slice(lo, min(lo + _RESERVE_SLICE, n)))
-            m = len(part)
-            keys = {k: _arr(part, k, np.uint64, m, "TxBatch") for k in _KEY_FIELDS}
-            _, _, hk = self._slot_keys(keys, m)
-            _hll_add(hk, 0, L.NE, reg_ent)
-            _hll_add(hk, L.NE, L.NE + L.NP, reg_pair)
+        cols = tuple(_arr(tx, e, np.uint64, n, "TxBatch") for e in L.ENTITIES)
+        _hll_keys(cols, self._active, _PAIR_LEFT, _PAIR_RIGHT, reg_ent, reg_pair)
         for name, reg, headroom in (("ent", reg_ent, L.NE + L.NL), ("pair", reg_pair, L.NP)):
             table = getattr(self, f"_{name}")
             need = int(_hll_estimate(reg) * 1.1) + int(table.meta[0]) + headroom

@@ -127,39 +127,61 @@ def _count_live(keys, last, now, ttl):  # pragma: no cover - compiled
 
 
 @njit
+def _pair_key(a, b):  # pragma: no cover - compiled
+    """Pair key of two present (non-zero) keys (never 0)."""
+    k = _mix64(a ^ _mix64(b + _G))
+    return k if k != np.uint64(0) else np.uint64(1)
+
+
+@njit
 def _pair_key_array(a, b):  # pragma: no cover - compiled
     """Pair keys of two key arrays (0 where either side is absent)."""
     out = np.zeros(a.shape[0], np.uint64)
     for i in range(a.shape[0]):
         if a[i] != np.uint64(0) and b[i] != np.uint64(0):
-            k = _mix64(a[i] ^ _mix64(b[i] + _G))
-            out[i] = k if k != np.uint64(0) else np.uint64(1)
+            out[i] = _pair_key(a[i], b[i])
     return out
 
 
-#: HyperLogLog registers of :func:`_hll_add`: 2**14 (16 KB), ~0.8 % standard error.
+#: HyperLogLog registers of :func:`_hll_keys`: 2**14 (16 KB), ~0.8 % standard error.
 DISTINCT_REGISTERS = 1 << 14
 
 
 @njit
-def _hll_add(hk, lo, hi, reg):  # pragma: no cover - compiled
-    """Add the non-zero home hashes in columns ``lo:hi`` of ``hk`` to HyperLogLog ``reg``.
+def _hll_put(reg, h):  # pragma: no cover - compiled
+    """Add the well-mixed 64-bit hash ``h`` to HyperLogLog registers ``reg`` (2**b of them).
 
-    ``hk`` holds well-mixed 64-bit hashes (:func:`_batch_slot_keys`; 0 marks
-    an absent key), so the top bits pick a register and the rest give its
-    rank directly.
+    The top ``b`` bits pick the register, the rank of the rest is its value.
     """
     b = np.uint64(63 - clz64(np.uint64(reg.shape[0])))  # log2 of the register count
-    for i in range(hk.shape[0]):
-        for c in range(lo, hi):
-            h = hk[i, c]
-            if h == np.uint64(0):
-                continue
-            j = np.int64(h >> (np.uint64(64) - b))
-            rest = (h << b) | (np.uint64(1) << (b - np.uint64(1)))
-            rank = np.uint8(clz64(rest) + 1)
-            if rank > reg[j]:
-                reg[j] = rank
+    j = np.int64(h >> (np.uint64(64) - b))
+    rest = (h << b) | (np.uint64(1) << (b - np.uint64(1)))
+    rank = np.uint8(clz64(rest) + 1)
+    if rank > reg[j]:
+        reg[j] = rank
+
+
+@njit
+def _hll_keys(cols, active, pair_left, pair_right, reg_ent, reg_pair):  # pragma: no cover
+    """Add a batch's entity and pair table keys to two HyperLogLogs, in one pass.
+
+    ``cols``: the entity key arrays in entity order (a tuple); ``active`` as
+    for :func:`_batch_slot_keys`; pair ``p`` joins entities
+    ``pair_left[p]`` and ``pair_right[p]``. Each table key's home hash is
+    the one :func:`_batch_slot_keys` gives (the same keys, counted without
+    building the batch's key matrices).
+    """
+    ne = len(cols)
+    for i in range(cols[0].shape[0]):
+        for c in range(ne):
+            key = cols[c][i]
+            if active[c] != 0 and key != np.uint64(0):
+                _hll_put(reg_ent, _mix64(_slot_key(c, key)))
+        for p in range(pair_left.shape[0]):
+            a = cols[pair_left[p]][i]
+            b = cols[pair_right[p]][i]
+            if active[ne + p] != 0 and a != np.uint64(0) and b != np.uint64(0):
+                _hll_put(reg_pair, _mix64(_slot_key(p, _pair_key(a, b))))
 
 
 @njit
