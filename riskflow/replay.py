@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import mmap
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -33,6 +32,7 @@ import pandas as pd
 from riskflow import metrics as _metrics
 from riskflow.batch import LabelBatch, TxBatch
 from riskflow.cpus import usable_cpus
+from riskflow.memory import zeros
 from riskflow.pipeline import DECISION_NAMES
 from riskflow.report import RunView, render_report
 from riskflow.table import Dataset
@@ -267,7 +267,7 @@ def replay(
             t0 = time.perf_counter()
             if reuse:
                 if len(ring) < n_ring:
-                    ring.append(_scratch((chunk_size, len(engine.feature_names)), np.float32))
+                    ring.append(zeros((chunk_size, len(engine.feature_names)), np.float32))
                 X = engine.process(chunk, lb, out=ring[k % n_ring][: stop - start])
             else:
                 X = engine.process(chunk, lb)
@@ -485,7 +485,7 @@ class _KeptRows:
             return
         if self._X is None:
             cap = self.max_bytes // max(X.shape[1] * X.itemsize, 1)
-            self._X = _scratch((cap, X.shape[1]), X.dtype)
+            self._X = zeros((cap, X.shape[1]), X.dtype)
             self._idx = np.empty(cap, np.int64)
             self._score = np.empty(cap, np.float64)
         cap = self._X.shape[0]
@@ -537,25 +537,6 @@ class _KeptRows:
         out = np.zeros((rows.size, width), np.float32)
         out[found] = self._X[pos[found]]
         return out, at
-
-
-def _scratch(shape: tuple[int, int], dtype: Any) -> np.ndarray:
-    """A large buffer, written in order, in its own anonymous mapping (zeroed, virtual until written).
-
-    Not ``np.empty``: numpy asks the kernel for huge pages on large arrays
-    (``madvise(MADV_HUGEPAGE)``), and where ``transparent_hugepage/defrag`` is
-    ``madvise`` (the Linux default) each fault in such memory may compact
-    memory first. In the replay bench's process (2026-11-30) the 268 MB kept
-    buffer cost 0.53-0.60 s of system time that way against 0.10 s from a
-    plain mapping, and the chunk ring 1.85 against 1.60-1.70 s of feature
-    pass. Buffers read in order lose nothing without huge pages; the
-    engine's tables, probed at random, keep them.
-    """
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    if nbytes == 0 or not hasattr(mmap, "MAP_ANONYMOUS"):  # (Windows)
-        return np.zeros(shape, dtype)
-    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    return np.frombuffer(buf, dtype).reshape(shape)  # keeps ``buf`` (and the mapping) alive
 
 
 def _compact(X: np.ndarray, src: np.ndarray) -> None:

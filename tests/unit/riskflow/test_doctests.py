@@ -13,6 +13,7 @@ MODULES = [
     "riskflow.config",
     "riskflow.security",
     "riskflow.mapping",
+    "riskflow.memory",
 ]
 
 
