@@ -8,6 +8,7 @@ import pytest
 from models_testkit import data, split
 
 from riskflow.errors import ArtifactError
+from riskflow.models import _heap_gather as heap_gather
 from riskflow.models._lgbm import LightGBMMember
 from riskflow.models._trees import Forest
 
@@ -71,9 +72,20 @@ def test_forest_matches_lightgbm(params: dict) -> None:
     assert forest.heap is not None
     walk = forest.predict_raw(Xt, runtime="walk")
     np.testing.assert_array_equal(forest.predict_raw(Xt, runtime="heap"), walk)
-    for n in (1, 3, 4, 65):
+    for n in (1, 3, 4, 16, 17, 65, 200):
         np.testing.assert_array_equal(forest.predict_raw(Xt[:n]), walk[:n])
         np.testing.assert_array_equal(forest.predict_raw(Xt[:n], runtime="heap"), walk[:n])
+    if heap_gather.AVAILABLE:
+        # The AVX-512 kernel (what serves from 16 rows) and the scalar heap
+        # kernel: the same bits, at every batch size, a row's value alone.
+        for n in (1, 5, 16, 63, 64, 65, 2000):
+            rows = forest._rows(Xt[-n:])
+            np.testing.assert_array_equal(
+                forest.heap.predict_raw(rows, forest.cat_words, gather=True), walk[-n:]
+            )
+            np.testing.assert_array_equal(
+                forest.heap.predict_raw(rows, forest.cat_words, gather=False), walk[-n:]
+            )
 
 
 def test_member_runtimes_agree_and_single_rows_work() -> None:
@@ -106,6 +118,25 @@ def test_trees_too_deep_for_the_heap_are_walked(monkeypatch: pytest.MonkeyPatch)
         forest.predict_raw(Xt, runtime="heap")
     with pytest.raises(ValueError, match="runtime"):
         forest.predict_raw(Xt, runtime="fast")
+
+
+def test_float32_thresholds_decide_as_float64() -> None:
+    from riskflow.models._heap_trees import _round_down_f32
+
+    rng = np.random.default_rng(0)
+    t = np.concatenate(
+        [
+            rng.standard_normal(2000) * 10.0 ** rng.integers(-40, 40, 2000),
+            [0.0, -0.0, np.inf, -np.inf, 1e300, -1e300, 1e-320, 1.5, np.float32(0.1)],
+        ]
+    )
+    t32 = _round_down_f32(t)
+    with np.errstate(over="ignore"):  # the float32 next to +-FLT_MAX is +-inf
+        up, down = np.nextafter(t32, np.float32(np.inf)), np.nextafter(t32, np.float32(-np.inf))
+    x = np.concatenate([t32, up, down]).astype(np.float32)
+    x = np.concatenate([x, [np.nan, np.inf, -np.inf, 0.0]]).astype(np.float32)
+    for ti, t32i in zip(t, t32, strict=True):
+        np.testing.assert_array_equal(x <= t32i, x.astype(np.float64) <= ti)
 
 
 def test_single_leaf_trees() -> None:
