@@ -267,7 +267,7 @@ def replay(
             t0 = time.perf_counter()
             if reuse:
                 if len(ring) < n_ring:
-                    ring.append(zeros((chunk_size, len(engine.feature_names)), np.float32))
+                    ring.append(zeros((min(chunk_size, n), len(engine.feature_names)), np.float32))
                 X = engine.process(chunk, lb, out=ring[k % n_ring][: stop - start])
             else:
                 X = engine.process(chunk, lb)
