@@ -123,6 +123,17 @@ def replay(
         from riskflow.replay import write_outputs
         from riskflow.table import load_dataset
 
+        # Everything the arguments name first, so that a mistake is reported
+        # before the history loads (tens of seconds for a million rows).
+        interval_ms = parse_duration_ms(interval)
+        policies, cost_model, images = _policies(cfg, policy_specs or ("static",), interval_ms)
+        probe = FeatureEngine(cfg.features)
+        dirs = list(model_dirs) or [str(cfg.model.path)]
+        models: list[tuple[str, Any]] = []
+        for d in dirs:
+            m = load_model(d, expected_catalogue_hash=probe.catalogue_hash)
+            models.append((_unique(Path(d).name or "model", [n for n, _ in models]), m))
+        rules = _rules(rules_path or cfg.rules.path, lists_path, probe.feature_names)
         t0 = time.perf_counter()
         ds = load_dataset(
             data,
@@ -132,15 +143,6 @@ def replay(
             default_label_delay_days=cfg.features.default_label_delay_days,
         )
         load_s = time.perf_counter() - t0
-        probe = FeatureEngine(cfg.features)
-        dirs = list(model_dirs) or [str(cfg.model.path)]
-        models: list[tuple[str, Any]] = []
-        for d in dirs:
-            m = load_model(d, expected_catalogue_hash=probe.catalogue_hash)
-            models.append((_unique(Path(d).name or "model", [n for n, _ in models]), m))
-        interval_ms = parse_duration_ms(interval)
-        policies, cost_model, images = _policies(cfg, policy_specs or ("static",), interval_ms)
-        rules = _rules(rules_path or cfg.rules.path, lists_path, probe.feature_names)
         update, close = _progress(not as_json)
         try:
             result = run_replay(

@@ -266,3 +266,33 @@ def test_mapped_foreign_file_replays_end_to_end(world: dict, tmp_path: Path) -> 
     dec = pd.read_parquet(out / "decisions.parquet")
     assert len(dec) == 3000 and dec["score"].between(0, 1).all()
     assert not any(p in result.output for p in list(cards.values())[:50])  # raw PANs never printed
+
+
+def test_a_policy_without_its_artifact_is_refused_before_the_history_loads(
+    world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Argument mistakes surface in seconds, not after a million-row load."""
+    import riskflow.table
+    from riskflow.cli import main
+
+    def no_load(*_a: object, **_k: object) -> None:
+        raise AssertionError("the history was loaded before the arguments were checked")
+
+    monkeypatch.setattr(riskflow.table, "load_dataset", no_load)
+    monkeypatch.delenv("RISKFLOW_POLICY__PATH", raising=False)
+    result = CliRunner().invoke(
+        main,
+        [
+            "replay",
+            "--data",
+            str(world["root"] / "data"),
+            "--model",
+            str(world["root"] / "model"),
+            "--policy",
+            "controller",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert "needs a trained policy artifact" in result.output
