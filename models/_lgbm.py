@@ -295,21 +295,19 @@ class LightGBMMember:
         X = np.ascontiguousarray(X, dtype=np.float32)
         n_features = X.shape[1]
 
-        def top(rows: np.ndarray) -> np.ndarray:
-            # One (block, 2k) array per slice so that split_rows can join them
-            # (feature indices are exact as doubles).
-            out = np.empty((rows.shape[0], 2 * k), np.float64)
+        def top(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            feature = np.empty((rows.shape[0], k), np.int64)
+            value = np.empty((rows.shape[0], k), np.float64)
             for lo in range(0, rows.shape[0], _TOP_BLOCK):
                 block = rows[lo : lo + _TOP_BLOCK]
-                f, v = top_positive(self.contributions(block, num_threads=1), n_features, k)
-                out[lo : lo + block.shape[0], :k] = f
-                out[lo : lo + block.shape[0], k:] = v
-            return out
+                hi = lo + block.shape[0]
+                contrib = self.contributions(block, num_threads=1)
+                feature[lo:hi], value[lo:hi] = top_positive(contrib, n_features, k)
+            return feature, value
 
         if X.shape[0] == 0:
             return np.zeros((0, k), np.int64), np.zeros((0, k), np.float64)
-        both = split_rows(top, X, num_threads or self.num_threads, _MIN_ROWS_PER_THREAD)
-        return both[:, :k].astype(np.int64), np.ascontiguousarray(both[:, k:])
+        return split_rows(top, X, num_threads or self.num_threads, _MIN_ROWS_PER_THREAD)
 
     def feature_importance(self) -> np.ndarray:
         """Total split gain per feature."""

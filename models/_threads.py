@@ -11,6 +11,8 @@ and starting threads for each would cost more than a small batch's scoring.
 >>> X = np.arange(12.0).reshape(6, 2)
 >>> split_rows(lambda x: x.sum(axis=1), X, threads=2, min_rows=2)
 array([ 1.,  5.,  9., 13., 17., 21.])
+>>> split_rows(lambda x: (x[:, 0], x[:, 1] > 6), X, threads=2, min_rows=2)
+(array([ 0.,  2.,  4.,  6.,  8., 10.]), array([False, False, False,  True,  True,  True]))
 """
 
 from __future__ import annotations
@@ -43,10 +45,11 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 def split_rows(fn: Callable[[np.ndarray], Any], X: np.ndarray, threads: int, min_rows: int) -> Any:
     """``fn(X)`` computed over contiguous row slices in up to ``threads`` threads.
 
-    ``fn`` returns an array whose first axis is the rows; the slices' results
-    are concatenated. No slice gets fewer than ``min_rows`` rows (below that a
-    thread hand-off costs more than it saves), so small batches run in the
-    caller's thread alone.
+    ``fn`` returns an array whose first axis is the rows, or a tuple of such
+    arrays; the slices' results are concatenated (element by element for a
+    tuple). No slice gets fewer than ``min_rows`` rows (below that a thread
+    hand-off costs more than it saves), so small batches run in the caller's
+    thread alone.
     """
     parts = min(int(threads), max(X.shape[0] // max(int(min_rows), 1), 1))
     if parts <= 1:
@@ -59,4 +62,6 @@ def split_rows(fn: Callable[[np.ndarray], Any], X: np.ndarray, threads: int, min
         first = fn(slices[0])
     finally:
         rest = [f.result() for f in futures]  # waits for every slice, even on error
+    if isinstance(first, tuple):
+        return tuple(np.concatenate(parts) for parts in zip(first, *rest, strict=True))
     return np.concatenate([first, *rest])
