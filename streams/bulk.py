@@ -36,6 +36,7 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,18 +207,34 @@ class BulkWorker(RiskWorker):
             if revocations != self._revocations:
                 await self._drop_stale(batches)
                 return
-            if lab_recs:
-                await self._replay_gaps(lab_recs, labels=True)
-                out = self.processor.process_labels(lab_recs)
-                await self._emit_retrying(out, lab_recs)
-                self.metrics.consumed.labels(labels_topic).inc(len(lab_recs))
-                self.metrics.dead_letters.labels(labels_topic).inc(len(out.dead_letters))
-            if tx_recs:
-                await self._replay_gaps(tx_recs)
-                out = self.processor.process_transactions(tx_recs)
-                await self._emit_retrying(out, tx_recs)
+            out = await self._decide(lab_recs, tx_recs, self._emit_retrying)
+            if out is not None:
                 self._observe(out, tx_recs, t_consumed)
             await self._maybe_checkpoint()
+
+    async def _decide(
+        self,
+        lab_recs: list[InRecord],
+        tx_recs: list[InRecord],
+        emit: Callable[[Output, list[InRecord]], Awaitable[None]],
+    ) -> Output | None:
+        """Decide a batch, labels first, handing each output to ``await emit(out, records)``.
+
+        Returns the transactions' output (None without transactions).
+        """
+        labels_topic = self.config.topics.labels.name
+        out_tx = None
+        if lab_recs:
+            await self._replay_gaps(lab_recs, labels=True)
+            out = self.processor.process_labels(lab_recs)
+            await emit(out, lab_recs)
+            self.metrics.consumed.labels(labels_topic).inc(len(lab_recs))
+            self.metrics.dead_letters.labels(labels_topic).inc(len(out.dead_letters))
+        if tx_recs:
+            await self._replay_gaps(tx_recs)
+            out_tx = self.processor.process_transactions(tx_recs)
+            await emit(out_tx, tx_recs)
+        return out_tx
 
     async def _handle_pipelined(
         self,
@@ -229,33 +246,25 @@ class BulkWorker(RiskWorker):
     ) -> None:
         """At-least-once: decide a batch and hand its output over; its acknowledgement is awaited
         by :meth:`_settle_loop` while the next batch is fetched."""
-        labels_topic = self.config.topics.labels.name
         async with self._lock:
             if revocations != self._revocations:
                 await self._drop_stale(batches)
                 return
             entry = _InFlight([], [], _next_offsets(batches))
+
+            async def queue(out: Output, records: list[InRecord]) -> None:
+                entry.futures += await self._queue_all(out, self.config.topics)
+                entry.outputs.append((out, records))
+
             # From here until its acknowledgement the state is ahead of Kafka.
             self._unemitted = True
-            if lab_recs:
-                await self._replay_gaps(lab_recs, labels=True)
-                out = self.processor.process_labels(lab_recs)
-                entry.futures += await self._queue_all(out, self.config.topics)
-                entry.outputs.append((out, lab_recs))
-                self.metrics.consumed.labels(labels_topic).inc(len(lab_recs))
-                self.metrics.dead_letters.labels(labels_topic).inc(len(out.dead_letters))
-            if tx_recs:
-                await self._replay_gaps(tx_recs)
-                out = self.processor.process_transactions(tx_recs)
-                entry.futures += await self._queue_all(out, self.config.topics)
-                entry.outputs.append((out, tx_recs))
+            out = await self._decide(lab_recs, tx_recs, queue)
+            if out is not None:
                 entry.tx = (out, tx_recs, t_consumed)
             self._in_flight.append(entry)
             self._queued.set()
             await self._maybe_checkpoint()
-        while len(self._in_flight) >= MAX_IN_FLIGHT and not self._settle_failed:
-            self._settled.clear()
-            await self._settled.wait()
+        await self._until_in_flight_below(MAX_IN_FLIGHT)
 
     async def _settle_loop(self) -> None:
         """Await the batches in flight in order; commit the offsets of acknowledged ones.
@@ -329,11 +338,15 @@ class BulkWorker(RiskWorker):
         """No capture while a decided batch's output could still be lost (see _maybe_checkpoint)."""
         await self._drain(commit=False)
 
-    async def _drain(self, commit: bool = True) -> None:
-        """Until no batch is in flight; then (``commit``) commit their offsets now."""
-        while self._in_flight and not self._settle_failed:
+    async def _until_in_flight_below(self, limit: int) -> None:
+        """Until fewer than ``limit`` batches are in flight (or settling has failed)."""
+        while len(self._in_flight) >= limit and not self._settle_failed:
             self._settled.clear()
             await self._settled.wait()
+
+    async def _drain(self, commit: bool = True) -> None:
+        """Until no batch is in flight; then (``commit``) commit their offsets now."""
+        await self._until_in_flight_below(1)
         if self._settle_failed:
             return
         if commit and self._to_commit:
