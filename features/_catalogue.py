@@ -722,25 +722,47 @@ def compile_layout(
 
     A decayed window no spec reads is switched off (0 ms), and an entity no
     spec reads is skipped entirely (``active`` 0), so a subset costs less.
+    Within a computed entity, ``active`` also says whether it keeps its ring of
+    recent times and amounts (:data:`~._kernels._layout.ACT_RING`), scans it
+    (``ACT_SCAN``), keeps counterparty keys (``ACT_KEYS``), reads state past
+    the ring (``ACT_WIDE``, else its rows are prefetched only that far), and
+    which of the label, geography and mix blocks it runs. State no selected
+    feature reads is not maintained (a subset's snapshot is its own: the
+    catalogue hash differs).
     """
     win = np.zeros((L.NE, L.NW), np.float64)
     colE = np.full((L.NE, L.NOUT_E), -1, np.int32)
     colP = np.full((L.NP, L.NOUT_P), -1, np.int32)
     colT = np.full(L.NT, -1, np.int32)
-    active = np.zeros(L.NE + L.NP, np.int8)
+    active = np.zeros(L.NE + L.NP, np.uint8)
     for c, s in enumerate(specs):
         kind, a, o = s.source
         if kind == "E":
             colE[a, o] = c
-            active[a] = 1
+            active[a] |= L.ACT_ON
+            if o in L.RING_OUT:
+                active[a] |= L.ACT_RING
+            if o in L.RING_SCAN_OUT:
+                active[a] |= L.ACT_SCAN
+            if o in L.KEY_OUT:
+                active[a] |= L.ACT_KEYS
+            if o not in L.NARROW_OUT:
+                active[a] |= L.ACT_WIDE
+            for block, flag in ((L.LABEL_OUT, L.ACT_LABEL), (L.GEO_OUT, L.ACT_GEO)):
+                if o in block:
+                    active[a] |= flag
+            if o in L.MIX_OUT:
+                active[a] |= L.ACT_MIX
             if o < L.NW * L.W_OUT:
                 w = o // L.W_OUT
                 win[a, w] = parse_window(WINDOWS[L.ENTITIES[a]][w])
         elif kind == "P":
             colP[a, o] = c
-            active[L.NE + a] = 1
+            active[L.NE + a] = L.ACT_ON
         else:
             colT[o] = c
+            if o in L.T_MCC_LABEL_OUT:  # labels find the MCC through the merchant's state
+                active[L.ENTITIES.index("merchant")] |= L.ACT_ON
     prior = np.zeros(L.N_MCC, np.float64)
     for m, r in MCC_PRIOR_RISK.items():
         prior[m] = r

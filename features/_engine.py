@@ -128,6 +128,8 @@ class FeatureEngine:
             self.specs
         )
         self.feature_names: list[str] = [s.name for s in self.specs]
+        self._keys_kept = bool((self._active[: L.NE] & L.ACT_KEYS).any())
+        self._tx_cols = bool((self._colT >= 0).any())
 
     # ------------------------------------------------------------------ info
     @property
@@ -208,8 +210,11 @@ class FeatureEngine:
         if n == 0:
             return X
         ekeys, sk, hk = self._slot_keys(a, n)
-        cpk = np.stack([a[L.COUNTERPARTY[e][0]] for e in L.ENTITIES], axis=1)
-        auxk = np.stack([a[L.COUNTERPARTY[e][1]] for e in L.ENTITIES], axis=1)
+        if self._keys_kept:
+            cpk = np.stack([a[L.COUNTERPARTY[e][0]] for e in L.ENTITIES], axis=1)
+            auxk = np.stack([a[L.COUNTERPARTY[e][1]] for e in L.ENTITIES], axis=1)
+        else:  # no entity keeps counterparty keys: the kernel never reads them
+            cpk = auxk = ekeys
         q = self._queue
         i, lp = 0, 0
         while True:
@@ -221,6 +226,7 @@ class FeatureEngine:
                 self._colE,
                 self._colP,
                 self._colT,
+                self._active,
                 self._prior,
                 self._ttl,
                 S.max_load(self._ent),
@@ -265,7 +271,12 @@ class FeatureEngine:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ekeys, sk, hk)``: entity keys, table keys and their home hashes, (n, columns)."""
         # (n, entities): a transaction's keys are adjacent (one cache line, not 7 streams).
-        ekeys = np.stack([a[e] for e in L.ENTITIES], axis=1)
+        if self._tx_cols:  # the transaction block reads every key (missing_* flags)
+            ekeys = np.stack([a[e] for e in L.ENTITIES], axis=1)
+        else:  # only the computed entities' keys are read
+            ekeys = np.empty((n, L.NE), np.uint64)
+            for e, name in enumerate(L.ENTITIES):
+                ekeys[:, e] = a[name] if self._active[e] else 0
         if self._active[L.NE :].any():
             pkeys = np.stack([_pair_key_array(a[x], a[y]) for _, x, y in L.PAIRS], axis=1)
         else:  # no pair feature computed: never read

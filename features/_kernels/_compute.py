@@ -17,6 +17,13 @@ import numpy as np
 from ._hash import _mix64, _probe_from, _slot_key
 from ._jit import clz64, njit_inline, njit_noalloc, prefetch
 from ._layout import (
+    ACT_GEO,
+    ACT_KEYS,
+    ACT_LABEL,
+    ACT_MIX,
+    ACT_RING,
+    ACT_SCAN,
+    ACT_WIDE,
     DAY,
     HLL_BITS,
     HLL_M,
@@ -266,10 +273,11 @@ def _apply_label(ent, glob, j, tl, l_label, l_amount, l_keys, ttl):  # pragma: n
 
 @njit_noalloc
 def _entity_features(
-    ent, e, s, t, a, cp, aux, mcc, ch, em, la, lo, cos_la, win, col, X, i
+    ent, e, act, s, t, a, cp, aux, mcc, ch, em, la, lo, cos_la, win, col, X, i
 ):  # pragma: no cover
     """Write entity ``e``'s features for transaction ``i`` from slot ``s``, then update it.
 
+    ``act``: the entity's ``active`` flags (what its selected features need).
     ``cos_la``: ``cos(radians(la))`` when ``la`` is a number (else unused).
     """
     # ---- decayed windows: count, sum, mean, std, z-score, ratio to mean
@@ -302,7 +310,7 @@ def _entity_features(
         ent.f[s, R_AGG + 3 * w + 2] = q + a * a
 
     # ---- channel / entry-mode mix over a decayed 30 days
-    if col[e, O_MIX_SAME_CH] >= 0 or col[e, O_MIX_ECOM] >= 0:
+    if act & ACT_MIX:
         if d30 < 0.0:
             d30 = math.exp(-dt / TAU_30D)
         tot_ch = 0.0
@@ -347,7 +355,7 @@ def _entity_features(
     aux_seen = False
     distinct = 0
     want_distinct = col[e, O_DISTINCT_CP_24H] >= 0
-    for j in range(m):
+    for j in range(m if act & ACT_SCAN else 0):
         r = (n - 1 - j) & (K - 1)
         age = t - ent.f[s, R_RTS + r]
         ra = ent.f[s, R_RAMT + r]
@@ -387,7 +395,7 @@ def _entity_features(
         _put(X, i, col[e, O_CP_NEW], 0.0 if cp_seen else 1.0)
     if aux != np.uint64(0):
         _put(X, i, col[e, O_AUX_NEW], 0.0 if aux_seen else 1.0)
-    if m > 0:
+    if m > 0 and act & ACT_RING:
         newest = (n - 1) & (K - 1)
         _put(X, i, col[e, O_SECS_SINCE_LAST], (t - ent.f[s, R_RTS + newest]) / 1000.0)
         _put(X, i, col[e, O_AMT_TO_LAST], a / max(ent.f[s, R_RAMT + newest], _MIN_AMOUNT))
@@ -396,10 +404,12 @@ def _entity_features(
             gap = (ent.f[s, R_RTS + newest] - ent.f[s, R_RTS + oldest]) / 1000.0 / (m - 1)
             _put(X, i, col[e, O_MEAN_GAP], gap)
     r = n & (K - 1)
-    ent.f[s, R_RTS + r] = t
-    ent.f[s, R_RAMT + r] = a
-    ent.u[s, R_RCP + r] = cp
-    ent.u[s, R_RAUX + r] = aux
+    if act & ACT_RING:
+        ent.f[s, R_RTS + r] = t
+        ent.f[s, R_RAMT + r] = a
+    if act & ACT_KEYS:
+        ent.u[s, R_RCP + r] = cp
+        ent.u[s, R_RAUX + r] = aux
     ent.f[s, R_RING_N] = n + 1.0
 
     # ---- approximate distinct counterparties since first seen (HyperLogLog)
@@ -430,13 +440,13 @@ def _entity_features(
                 )
 
     # ---- delayed-label risk (labels released so far)
-    if (col[e, O_F30] >= 0 or col[e, O_FRATE30] >= 0) and ent.f[s, R_LAB + L_N30] == 0.0:
+    if act & ACT_LABEL and ent.f[s, R_LAB + L_N30] == 0.0:
         _put(X, i, col[e, O_F7], 0.0)
         _put(X, i, col[e, O_F30], 0.0)
         _put(X, i, col[e, O_N30], 0.0)
         _put(X, i, col[e, O_FRATE30], RATE_PRIOR)
         _put(X, i, col[e, O_FAMT30], 0.0)
-    elif col[e, O_F30] >= 0 or col[e, O_FRATE30] >= 0:
+    elif act & ACT_LABEL:
         dtl = max(t - ent.f[s, R_LAB + L_T], 0.0)
         d7 = math.exp(-dtl / TAU_7D)
         d30 = math.exp(-dtl / TAU_30D)
@@ -452,7 +462,7 @@ def _entity_features(
             _put(X, i, col[e, O_DAYS_SINCE_FRAUD], (t - lf) / DAY)
 
     # ---- geography: distance and implied speed from the previous located event
-    if col[e, O_GEO_DIST] >= 0 and la == la and lo == lo:
+    if act & ACT_GEO and la == la and lo == lo:
         pts = ent.f[s, R_GEO + 2]
         if pts == pts:
             dist = _haversine(ent.f[s, R_GEO + 0], ent.f[s, R_GEO + 1], la, lo, cos_la)
@@ -589,20 +599,24 @@ def _prefetch_keys(ent, pair, hk, j):  # pragma: no cover - compiled
 
 
 @njit_inline
-def _prefetch_rows(ent, pair, sk, hk, j):  # pragma: no cover - compiled
+def _prefetch_rows(ent, pair, active, sk, hk, j):  # pragma: no cover - compiled
     """Find transaction ``j``'s slots and prefetch their state rows (hint only).
 
-    A slot found here can differ from the one used later if an insert comes
-    in between; then the prefetch was wasted, never wrong.
+    Only the part of a row its entity's features read (``active``): the
+    decayed windows, then the ring, then the whole row. A slot found here can
+    differ from the one used later if an insert comes in between; then the
+    prefetch was wasted, never wrong.
     """
     for e in range(NE):
         k = sk[j, e]
         if k == np.uint64(0):
             continue
+        act = active[e]
+        end = ROW_W if act & ACT_WIDE else (R_RCP if act & ACT_RING else R_RTS)
         base = _probe_from(ent.keys, k, hk[j, e]) * ROW_W
-        for w in range(0, ROW_W, 8):
+        for w in range(0, end, 8):
             prefetch(ent.u, base + w)
-        prefetch(ent.u, base + ROW_W - 1)
+        prefetch(ent.u, base + end - 1)
     for p in range(NP):
         k = sk[j, NE + p]
         if k == np.uint64(0):
@@ -621,6 +635,7 @@ def _compute_batch(
     colE,
     colP,
     colT,
+    active,
     mcc_prior,
     ttl,
     max_e,
@@ -665,18 +680,18 @@ def _compute_batch(
             any_t = True
     any_geo = False  # no entity reads geography: no cosine per transaction either
     for e in range(NE):
-        if colE[e, O_GEO_DIST] >= 0:
+        if active[e] & ACT_GEO:
             any_geo = True
     nx = X.shape[1]
     for j in range(i0, min(i0 + _KEYS_AHEAD, n)):
         _prefetch_keys(ent, pair, hk, j)
     for j in range(i0, min(i0 + _ROWS_AHEAD, n)):
-        _prefetch_rows(ent, pair, sk, hk, j)
+        _prefetch_rows(ent, pair, active, sk, hk, j)
     for i in range(i0, n):
         if i + _KEYS_AHEAD < n:
             _prefetch_keys(ent, pair, hk, i + _KEYS_AHEAD)
         if i + _ROWS_AHEAD < n:
-            _prefetch_rows(ent, pair, sk, hk, i + _ROWS_AHEAD)
+            _prefetch_rows(ent, pair, active, sk, hk, i + _ROWS_AHEAD)
         t = ts[i]
         while lp < nl and l_time[lp] <= t:
             if ent.meta[0] + NL > max_e:
@@ -706,7 +721,24 @@ def _compute_batch(
                 continue
             s = _entity_slot(ent, k, hk[i, e], t, ttl)
             _entity_features(
-                ent, e, s, t, a, cpk[i, e], auxk[i, e], m, ch, em, la, lo, cos_la, win, colE, X, i
+                ent,
+                e,
+                active[e],
+                s,
+                t,
+                a,
+                cpk[i, e],
+                auxk[i, e],
+                m,
+                ch,
+                em,
+                la,
+                lo,
+                cos_la,
+                win,
+                colE,
+                X,
+                i,
             )
         for p in range(NP):
             k = sk[i, NE + p]

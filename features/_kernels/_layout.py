@@ -79,6 +79,47 @@ O_MIX_SAME_EM = _B + 25
 O_MIX_ECOM = _B + 26
 O_MIX_KEYED = _B + 27
 NOUT_E = _B + 28
+#: Entity outputs read from a scan of the ring (the rest of the ring block reads its newest entries only).
+RING_SCAN_OUT: tuple[int, ...] = (
+    O_CNT_1M,
+    O_CNT_10M,
+    O_CNT_1H,
+    O_SUM_10M,
+    O_MAX_24H,
+    O_MIN_24H,
+    O_DISTINCT_CP_24H,
+    O_CP_NEW,
+    O_AUX_NEW,
+)
+#: Entity outputs that read the ring's times and amounts.
+RING_OUT: tuple[int, ...] = (*RING_SCAN_OUT, O_SECS_SINCE_LAST, O_AMT_TO_LAST, O_MEAN_GAP)
+#: Entity outputs that read the counterparty / second keys (ring or HyperLogLog).
+KEY_OUT: tuple[int, ...] = (O_DISTINCT_CP_24H, O_CP_NEW, O_AUX_NEW, O_HLL_CP)
+#: Entity outputs that read no state past the ring's times and amounts (see the row below).
+NARROW_OUT: tuple[int, ...] = (
+    *(w * W_OUT + o for w in range(NW) for o in range(W_OUT)),
+    *(o for o in RING_OUT if o not in KEY_OUT),
+    O_N_LIFETIME,
+    O_AGE_DAYS,
+)
+#: Entity outputs of the delayed-label, geography and channel-mix blocks.
+LABEL_OUT: tuple[int, ...] = (O_F7, O_F30, O_N30, O_FRATE30, O_DAYS_SINCE_FRAUD, O_FAMT30)
+GEO_OUT: tuple[int, ...] = (O_GEO_DIST, O_GEO_SPEED, O_GEO_CENTROID)
+MIX_OUT: tuple[int, ...] = (O_MIX_SAME_CH, O_MIX_SAME_EM, O_MIX_ECOM, O_MIX_KEYED)
+#: ``active`` flags per entity or pair, a uint8 (0: not computed at all, so a subset
+#: costs less): computed; keeps its ring of times and amounts; scans it; keeps
+#: counterparty keys; reads state past the ring (an output not in :data:`NARROW_OUT`);
+#: reads its label risk; its geography; its channel mix.
+ACT_ON, ACT_RING, ACT_SCAN, ACT_KEYS, ACT_WIDE, ACT_LABEL, ACT_GEO, ACT_MIX = (
+    1,
+    2,
+    4,
+    8,
+    16,
+    32,
+    64,
+    128,
+)
 
 # --- pair outputs ---
 P_N, P_FIRST, P_COUNT30, P_RATIO30, P_SECS, P_AGE = range(6)
@@ -154,6 +195,9 @@ NT = len(T_NAMES)
     T_CARD_PRESENT,
     T_KEYED,
 ) = range(NT)
+#: Transaction outputs from the MCC's label risk, which labels reach through the
+#: merchant's last MCC: selecting one keeps the merchant's state too.
+T_MCC_LABEL_OUT: tuple[int, ...] = (T_MCC_FRATE, T_MCC_F30, T_MCC_N30)
 
 # --- state row widths ---
 GEO_W = 6  # prev_lat, prev_lon, prev_ts (ms as float), centroid weight, weighted lat, weighted lon

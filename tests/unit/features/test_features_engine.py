@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from riskflow.batch import LabelBatch, TxBatch
 from riskflow.config import FeatureConfig
 from riskflow.features import FeatureEngine, SnapshotError, catalogue
-from riskflow.features._bench import _synthetic_labels, pandas_subset, synthetic_stream
+from riskflow.features._bench import SUBSET, _synthetic_labels, pandas_subset, synthetic_stream
 
 sys.path.insert(0, str(Path(__file__).parent))
 from features_naive import naive  # noqa: E402
@@ -113,6 +113,25 @@ def test_random_batches_and_snapshot_equal_one_shot(stream) -> None:
             eng = FeatureEngine.restore(blob, cfg)
             assert eng.position == {"offset": start}
     _same(np.concatenate(parts), X_ref)
+
+
+def test_every_selection_equals_the_full_sets_columns(stream) -> None:
+    """A subset keeps only the state its features read; each feature alone, the
+    bench's subset and random subsets must still equal the full set's columns."""
+    tx_df, lb_df = stream
+    X_full, full = _one_shot(tx_df, lb_df)
+    tx, labels = TxBatch.from_frame(tx_df), LabelBatch.join(lb_df, tx_df)
+    rng = np.random.default_rng(1)
+    names = full.feature_names
+    picks = [[f] for f in names] + [SUBSET]
+    picks += [list(rng.choice(names, size=k, replace=False)) for k in (2, 5, 20, 60)]
+    wrong = []
+    for pick in picks:
+        X = FeatureEngine(features=pick).process(tx, labels)
+        cols = [names.index(f) for f in pick]
+        if not np.array_equal(X.view(np.uint32), X_full[:, cols].view(np.uint32)):
+            wrong.append(pick if len(pick) < 3 else f"{len(pick)} features")
+    assert not wrong, f"selections differing from the full set: {wrong}"
 
 
 def test_growth_into_buffers_prepared_ahead_gives_the_same_features(stream) -> None:
