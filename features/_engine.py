@@ -18,10 +18,9 @@ from ._kernels import _layout as L
 from ._kernels._compute import _compute_batch
 from ._kernels._hash import (
     DISTINCT_REGISTERS,
-    _batch_slot_keys,
+    _batch_keys,
     _hll_estimate,
     _hll_keys,
-    _pair_key_array,
 )
 
 __all__ = ["FeatureEngine", "FeatureInputError"]
@@ -42,9 +41,16 @@ _TX_DTYPES: dict[str, Any] = {
     **{k: np.uint64 for k in ENTITY_FIELDS},
 }
 _CODE_RANGE = {"channel": L.N_CHANNELS, "entry_mode": L.N_ENTRY}
-#: Each pair's two entities, as indices into ``L.ENTITIES`` (for :meth:`FeatureEngine.reserve`).
+#: Each pair's two entities, as indices into ``L.ENTITIES``.
 _PAIR_LEFT = np.array([L.ENTITIES.index(x) for _, x, _ in L.PAIRS], np.int64)
 _PAIR_RIGHT = np.array([L.ENTITIES.index(y) for _, _, y in L.PAIRS], np.int64)
+#: Each entity's counterparty and second key: an entity index, or ``NE`` for the country.
+_CP_IDX, _AUX_IDX = (
+    np.array(
+        [(L.ENTITIES + ("country",)).index(L.COUNTERPARTY[e][j]) for e in L.ENTITIES], np.int64
+    )
+    for j in (0, 1)
+)
 #: Memory :meth:`FeatureEngine.reserve` may give one table (1 GiB: 1.7 M entity slots).
 RESERVE_MAX_BYTES = 1 << 30
 
@@ -129,7 +135,6 @@ class FeatureEngine:
         )
         self.feature_names: list[str] = [s.name for s in self.specs]
         self._keys_kept = bool((self._active[: L.NE] & L.ACT_KEYS).any())
-        self._tx_cols = bool((self._colT >= 0).any())
 
     # ------------------------------------------------------------------ info
     @property
@@ -209,12 +214,7 @@ class FeatureEngine:
         X = np.empty((n, self.n_features), np.float32) if out is None else out
         if n == 0:
             return X
-        ekeys, sk, hk = self._slot_keys(a, n)
-        if self._keys_kept:
-            cpk = np.stack([a[L.COUNTERPARTY[e][0]] for e in L.ENTITIES], axis=1)
-            auxk = np.stack([a[L.COUNTERPARTY[e][1]] for e in L.ENTITIES], axis=1)
-        else:  # no entity keeps counterparty keys: the kernel never reads them
-            cpk = auxk = ekeys
+        ekeys, cpk, auxk, sk, hk = self._keys(a, n)
         q = self._queue
         i, lp = 0, 0
         while True:
@@ -266,25 +266,39 @@ class FeatureEngine:
             )
         return X
 
-    def _slot_keys(
-        self, a: dict[str, np.ndarray], n: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(ekeys, sk, hk)``: entity keys, table keys and their home hashes, (n, columns)."""
-        # (n, entities): a transaction's keys are adjacent (one cache line, not 7 streams).
-        if self._tx_cols:  # the transaction block reads every key (missing_* flags)
-            ekeys = np.stack([a[e] for e in L.ENTITIES], axis=1)
-        else:  # only the computed entities' keys are read
-            ekeys = np.empty((n, L.NE), np.uint64)
-            for e, name in enumerate(L.ENTITIES):
-                ekeys[:, e] = a[name] if self._active[e] else 0
-        if self._active[L.NE :].any():
-            pkeys = np.stack([_pair_key_array(a[x], a[y]) for _, x, y in L.PAIRS], axis=1)
-        else:  # no pair feature computed: never read
-            pkeys = np.empty((n, L.NP), np.uint64)
+    def _keys(self, a: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, ...]:
+        """``(ekeys, cpk, auxk, sk, hk)`` of a batch, ``(n, columns)`` each, in one pass.
+
+        Entity keys, each entity's counterparty and second keys, table keys
+        and their home hashes (:func:`._kernels._hash._batch_keys`). Without a
+        feature that reads counterparty keys, ``cpk`` / ``auxk`` are ``ekeys``
+        (the kernel never reads them then).
+        """
+        ekeys = np.empty((n, L.NE), np.uint64)
+        if self._keys_kept:
+            cpk = np.empty((n, L.NE), np.uint64)
+            auxk = np.empty((n, L.NE), np.uint64)
+        else:
+            cpk = auxk = np.empty((0, L.NE), np.uint64)
         sk = np.empty((n, L.NE + L.NP), np.uint64)
         hk = np.empty((n, L.NE + L.NP), np.uint64)
-        _batch_slot_keys(ekeys, pkeys, self._active, sk, hk)
-        return ekeys, sk, hk
+        _batch_keys(
+            *(a[e] for e in L.ENTITIES),
+            a["country"],
+            self._active,
+            _PAIR_LEFT,
+            _PAIR_RIGHT,
+            _CP_IDX,
+            _AUX_IDX,
+            ekeys,
+            cpk,
+            auxk,
+            sk,
+            hk,
+        )
+        if not self._keys_kept:
+            cpk = auxk = ekeys
+        return ekeys, cpk, auxk, sk, hk
 
     def reserve(self, tx: TxBatch, *, max_bytes: int = RESERVE_MAX_BYTES) -> None:
         """Size the state tables now for the entities and pairs of ``tx``, ahead of processing it.

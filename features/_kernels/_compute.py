@@ -666,7 +666,7 @@ def _compute_batch(
     ``X`` may be uninitialised: each row is NaN-filled right before its
     features are written (one pass over the output, the row still in L1).
     ``sk`` / ``hk``: the batch's table keys and their home hashes
-    (:func:`._hash._batch_slot_keys`), 0 where an entity is absent or not
+    (:func:`._hash._batch_keys`), 0 where an entity is absent or not
     computed. Returns ``(i, lp)``: the next row to process (``len(ts)`` when done) and
     the next queued label. Stops early, before touching row ``i``, when a hash
     table could pass its load limit: the caller grows it and calls again.

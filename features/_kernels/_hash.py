@@ -48,28 +48,71 @@ def _probe_from(keys, k, h):  # pragma: no cover - compiled
 
 
 @njit
-def _batch_slot_keys(ekeys, pkeys, active, sk, hk):  # pragma: no cover - compiled
-    """Table keys (``sk``) and their home hashes (``hk``) of a batch, one pass up front.
+def _batch_keys(
+    k0,
+    k1,
+    k2,
+    k3,
+    k4,
+    k5,
+    k6,
+    country,
+    active,
+    pleft,
+    pright,
+    cp_idx,
+    aux_idx,
+    ekeys,
+    cpk,
+    auxk,
+    sk,
+    hk,
+):  # pragma: no cover - compiled
+    """A batch's key rows, table keys and home hashes, in one pass over its rows.
 
-    Column ``c`` is entity ``c`` for ``c < NE`` and pair ``c - NE`` after;
-    0 where the key is absent or the entity is not computed. Hashing ahead
-    lets the feature kernel find a transaction's slots (and prefetch its
-    rows) several transactions before it reaches it, at no extra hashing.
+    ``k0..k6``: the entity key columns in entity order (``country``: the
+    transaction's country key, a counterparty but not an entity). Writes, per
+    row: ``ekeys`` the entity keys side by side (a transaction's keys in one
+    cache line); ``cpk`` / ``auxk`` each entity's counterparty and second key
+    (``cp_idx`` / ``aux_idx``: an entity index, or ``NE`` for country), only
+    when those arrays have rows; ``sk`` the table keys, column ``c`` entity
+    ``c`` for ``c < NE`` and pair ``c - NE`` (of entities ``pleft`` /
+    ``pright``) after, and ``hk`` their home hashes, 0 where a key is absent
+    or its entity not computed (``active``). Hashing ahead lets the feature
+    kernel find a transaction's slots (and prefetch its rows) several
+    transactions before it reaches it, at no extra hashing.
     """
     ne = ekeys.shape[1]
+    want_cp = cpk.shape[0] > 0
     for i in range(ekeys.shape[0]):
+        ekeys[i, 0] = k0[i]
+        ekeys[i, 1] = k1[i]
+        ekeys[i, 2] = k2[i]
+        ekeys[i, 3] = k3[i]
+        ekeys[i, 4] = k4[i]
+        ekeys[i, 5] = k5[i]
+        ekeys[i, 6] = k6[i]
+        if want_cp:
+            for e in range(ne):
+                c = cp_idx[e]
+                cpk[i, e] = ekeys[i, c] if c < ne else country[i]
+                c = aux_idx[e]
+                auxk[i, e] = ekeys[i, c] if c < ne else country[i]
         for c in range(sk.shape[1]):
-            if active[c] == 0:  # not computed (pkeys is not even filled then)
-                sk[i, c] = np.uint64(0)
-                hk[i, c] = np.uint64(0)
-                continue
-            key = ekeys[i, c] if c < ne else pkeys[i, c - ne]
-            kind = c if c < ne else c - ne
-            if key == np.uint64(0):
+            key = np.uint64(0)
+            if active[c] != 0:
+                if c < ne:
+                    key = ekeys[i, c]
+                else:
+                    a = ekeys[i, pleft[c - ne]]
+                    b = ekeys[i, pright[c - ne]]
+                    if a != np.uint64(0) and b != np.uint64(0):
+                        key = _pair_key(a, b)
+            if key == np.uint64(0):  # absent, or not computed
                 sk[i, c] = np.uint64(0)
                 hk[i, c] = np.uint64(0)
             else:
-                k = _slot_key(kind, key)
+                k = _slot_key(c if c < ne else c - ne, key)
                 sk[i, c] = k
                 hk[i, c] = _mix64(k)
 
@@ -133,16 +176,6 @@ def _pair_key(a, b):  # pragma: no cover - compiled
     return k if k != np.uint64(0) else np.uint64(1)
 
 
-@njit
-def _pair_key_array(a, b):  # pragma: no cover - compiled
-    """Pair keys of two key arrays (0 where either side is absent)."""
-    out = np.zeros(a.shape[0], np.uint64)
-    for i in range(a.shape[0]):
-        if a[i] != np.uint64(0) and b[i] != np.uint64(0):
-            out[i] = _pair_key(a[i], b[i])
-    return out
-
-
 #: HyperLogLog registers of :func:`_hll_keys`: 2**14 (16 KB), ~0.8 % standard error.
 DISTINCT_REGISTERS = 1 << 14
 
@@ -166,9 +199,9 @@ def _hll_keys(cols, active, pair_left, pair_right, reg_ent, reg_pair):  # pragma
     """Add a batch's entity and pair table keys to two HyperLogLogs, in one pass.
 
     ``cols``: the entity key arrays in entity order (a tuple); ``active`` as
-    for :func:`_batch_slot_keys`; pair ``p`` joins entities
+    for :func:`_batch_keys`; pair ``p`` joins entities
     ``pair_left[p]`` and ``pair_right[p]``. Each table key's home hash is
-    the one :func:`_batch_slot_keys` gives (the same keys, counted without
+    the one :func:`_batch_keys` gives (the same keys, counted without
     building the batch's key matrices).
     """
     ne = len(cols)

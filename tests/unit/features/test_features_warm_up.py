@@ -11,9 +11,9 @@ import json
 from riskflow.features import warm_up
 from riskflow.features._kernels._compute import _compute_batch
 from riskflow.features._kernels._hash import (
-    _count_live, _move_rows, _pair_key_array, _rebuild_map
+    _batch_keys, _count_live, _move_rows, _rebuild_map
 )
-kernels = (_compute_batch, _pair_key_array, _count_live, _rebuild_map, _move_rows)
+kernels = (_compute_batch, _batch_keys, _count_live, _rebuild_map, _move_rows)
 before = [len(k.signatures) for k in kernels]
 warm_up()
 print(json.dumps([before, [len(k.signatures) for k in kernels]]))
