@@ -132,6 +132,17 @@ def test_every_selection_equals_the_full_sets_columns(stream) -> None:
         if not np.array_equal(X.view(np.uint32), X_full[:, cols].view(np.uint32)):
             wrong.append(pick if len(pick) < 3 else f"{len(pick)} features")
     assert not wrong, f"selections differing from the full set: {wrong}"
+    # A selection's snapshot restores into the same selection and continues exactly,
+    # and is refused by another one.
+    pick = picks[-1]
+    half = len(tx) // 2
+    eng = FeatureEngine(features=pick)
+    first = eng.process(tx.take(slice(0, half)), labels)
+    blob = eng.snapshot()
+    rest = FeatureEngine.restore(blob, features=pick).process(tx.take(slice(half, len(tx))))
+    _same(np.concatenate([first, rest]), X_full[:, [names.index(f) for f in pick]])
+    with pytest.raises(SnapshotError):
+        FeatureEngine.restore(blob, features=pick[:-1])
 
 
 def test_growth_into_buffers_prepared_ahead_gives_the_same_features(stream) -> None:
