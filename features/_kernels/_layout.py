@@ -95,10 +95,11 @@ RING_SCAN_OUT: tuple[int, ...] = (
 RING_OUT: tuple[int, ...] = (*RING_SCAN_OUT, O_SECS_SINCE_LAST, O_AMT_TO_LAST, O_MEAN_GAP)
 #: Entity outputs that read the counterparty / second keys (ring or HyperLogLog).
 KEY_OUT: tuple[int, ...] = (O_DISTINCT_CP_24H, O_CP_NEW, O_AUX_NEW, O_HLL_CP)
-#: Entity outputs that read no state past the ring's times and amounts (see the row below).
+#: Entity outputs that read no state past the ring's times and amounts (see the row
+#: below). Not the scanned ones: the scan reads the ring's keys too.
 NARROW_OUT: tuple[int, ...] = (
     *(w * W_OUT + o for w in range(NW) for o in range(W_OUT)),
-    *(o for o in RING_OUT if o not in KEY_OUT),
+    *(o for o in RING_OUT if o not in RING_SCAN_OUT),
     O_N_LIFETIME,
     O_AGE_DAYS,
 )
