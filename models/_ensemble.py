@@ -246,6 +246,13 @@ class Ensemble:
         return self.blender_.transform(self._member_matrix(self._check(X)))
 
     # -- explanations -----------------------------------------------------
+    def _explainer(self) -> LightGBMMember:
+        """The member whose TreeSHAP values explain scores (the LightGBM one)."""
+        if "lightgbm" not in self.members_:
+            raise ValueError("Reason codes need the LightGBM member; this model has none.")
+        member: LightGBMMember = self.members_["lightgbm"]
+        return member
+
     def contributions(self, X: np.ndarray, *, num_threads: int | None = None) -> np.ndarray:
         """Per-feature contributions to the LightGBM member's log-odds, (n, F + 1).
 
@@ -253,9 +260,7 @@ class Ensemble:
         expected value. Positive = pushes towards fraud. ``num_threads``
         overrides the model's threads for this call (same values).
         """
-        if "lightgbm" not in self.members_:
-            raise ValueError("Reason codes need the LightGBM member; this model has none.")
-        return self.members_["lightgbm"].contributions(self._check(X), num_threads=num_threads)
+        return self._explainer().contributions(self._check(X), num_threads=num_threads)
 
     def top_reasons(
         self,
@@ -273,13 +278,10 @@ class Ensemble:
         SHAP values in the LightGBM member's log-odds, and the features'
         values (NaN: absent), each (rows, k), largest contribution first.
         """
-        if "lightgbm" not in self.members_:
-            raise ValueError("Reason codes need the LightGBM member; this model has none.")
+        explainer = self._explainer()
         X = self._check(X)
         sub = X if rows is None else X[np.asarray(rows, dtype=np.int64)]
-        feature, contribution = self.members_["lightgbm"].top_contributions(
-            sub, k, num_threads=num_threads
-        )
+        feature, contribution = explainer.top_contributions(sub, k, num_threads=num_threads)
         value = np.take_along_axis(sub, np.maximum(feature, 0), axis=1).astype(np.float64)
         value[feature < 0] = np.nan
         return TopReasons(feature, contribution, value)
