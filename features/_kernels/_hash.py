@@ -48,6 +48,24 @@ def _probe_from(keys, k, h):  # pragma: no cover - compiled
 
 
 @njit
+def _table_key(c, ne, x, y):  # pragma: no cover - compiled
+    """Table key of column ``c`` of a transaction (0: absent).
+
+    Column ``c < ne`` is entity ``c`` with key ``x``; column ``ne + p`` is
+    pair ``p`` of the keys ``x`` and ``y`` (absent unless both are present).
+    """
+    if c < ne:
+        key = x
+    elif x != np.uint64(0) and y != np.uint64(0):
+        key = _pair_key(x, y)
+    else:
+        key = np.uint64(0)
+    if key == np.uint64(0):
+        return np.uint64(0)
+    return _slot_key(c if c < ne else c - ne, key)
+
+
+@njit
 def _batch_keys(
     k0,
     k1,
@@ -99,22 +117,14 @@ def _batch_keys(
                 c = aux_idx[e]
                 auxk[i, e] = ekeys[i, c] if c < ne else country[i]
         for c in range(sk.shape[1]):
-            key = np.uint64(0)
+            k = np.uint64(0)
             if active[c] != 0:
                 if c < ne:
-                    key = ekeys[i, c]
+                    k = _table_key(c, ne, ekeys[i, c], np.uint64(0))
                 else:
-                    a = ekeys[i, pleft[c - ne]]
-                    b = ekeys[i, pright[c - ne]]
-                    if a != np.uint64(0) and b != np.uint64(0):
-                        key = _pair_key(a, b)
-            if key == np.uint64(0):  # absent, or not computed
-                sk[i, c] = np.uint64(0)
-                hk[i, c] = np.uint64(0)
-            else:
-                k = _slot_key(c if c < ne else c - ne, key)
-                sk[i, c] = k
-                hk[i, c] = _mix64(k)
+                    k = _table_key(c, ne, ekeys[i, pleft[c - ne]], ekeys[i, pright[c - ne]])
+            sk[i, c] = k
+            hk[i, c] = _mix64(k) if k != np.uint64(0) else np.uint64(0)
 
 
 @njit
@@ -207,14 +217,13 @@ def _hll_keys(cols, active, pair_left, pair_right, reg_ent, reg_pair):  # pragma
     ne = len(cols)
     for i in range(cols[0].shape[0]):
         for c in range(ne):
-            key = cols[c][i]
-            if active[c] != 0 and key != np.uint64(0):
-                _hll_put(reg_ent, _mix64(_slot_key(c, key)))
+            k = _table_key(c, ne, cols[c][i], np.uint64(0))
+            if active[c] != 0 and k != np.uint64(0):
+                _hll_put(reg_ent, _mix64(k))
         for p in range(pair_left.shape[0]):
-            a = cols[pair_left[p]][i]
-            b = cols[pair_right[p]][i]
-            if active[ne + p] != 0 and a != np.uint64(0) and b != np.uint64(0):
-                _hll_put(reg_pair, _mix64(_slot_key(p, _pair_key(a, b))))
+            k = _table_key(ne + p, ne, cols[pair_left[p]][i], cols[pair_right[p]][i])
+            if active[ne + p] != 0 and k != np.uint64(0):
+                _hll_put(reg_pair, _mix64(k))
 
 
 @njit
