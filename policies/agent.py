@@ -271,7 +271,7 @@ class OnlineAgent:
         self._recent.append(np.asarray(window.scores, dtype=np.float64))
         self.observation = self.builder.update(window, self.track)
         if self.fallback:
-            self.monitor.update(*self.builder.fallback_costs)
+            self.monitor.update(*self.builder.fallback_costs, self.builder.fallback_noise)
         return self.observation
 
     def act(self, proposal: ThresholdPolicy, t_end: int) -> ThresholdPolicy:

@@ -48,6 +48,11 @@ class Guardrails:
         daily rate over the cap.
     fallback_margin
         Fall back to static when observed cost > (1 + margin) x the static estimate.
+    fallback_z
+        ... and when that excess is also at least ``fallback_z`` standard errors
+        of the paired cost difference (agent minus static on the same payments),
+        i.e. when the agent is demonstrably costlier, not unlucky on a few large
+        payments (0: the margin alone decides).
     fallback_min_cost
         Ignore the comparison until the decayed static cost estimate (per interval)
         reaches this (too little evidence yet).
@@ -76,6 +81,13 @@ class Guardrails:
     #: chosen on selection streams (never on evaluation streams), kept the
     #: cases where the agent was really worse than static.
     fallback_margin: float = 0.25
+    #: The margin alone fell back 11 / 3 / 4 / 1 times (stationary / spike / new
+    #: scenario / volume shift, 3 selection streams each) while the agent was 10-27%
+    #: cheaper than static on those very streams: one or two large payments the two
+    #: policies decided differently are enough to cross it. z = 2 still fell back
+    #: 3 times on the spike streams, 3 never; a reckless agent is caught as fast
+    #: with 3 as with the margin alone (tests). Chosen on selection streams only.
+    fallback_z: float = 3.0
     fallback_min_cost: float = 1.0
     fallback_cooldown: int = 24
     #: Immediate costs (reviews, overflow) enter the fallback comparison only
@@ -116,6 +128,8 @@ class Guardrails:
             )
         if not (isinstance(self.fallback_margin, int | float) and self.fallback_margin >= 0):
             raise bad_param("Guardrails", "fallback_margin", "a number >= 0", self.fallback_margin)
+        if not (isinstance(self.fallback_z, int | float) and self.fallback_z >= 0):
+            raise bad_param("Guardrails", "fallback_z", "a number >= 0", self.fallback_z)
         cap = self.fallback_amount_cap
         if cap is not None and not (isinstance(cap, int | float) and cap > 0):
             raise bad_param("Guardrails", "fallback_amount_cap", "None or a number > 0", cap)
@@ -201,8 +215,10 @@ def check_violations(
 class FallbackMonitor:
     """Decides when the adaptive policy must hand over to the static one.
 
-    ``update(agent_cost, static_cost)`` takes the decayed observed costs (see
-    :attr:`ObservationBuilder.observed_costs`) and returns whether the
+    ``update(agent_cost, static_cost, noise)`` takes the decayed costs on
+    matured evidence and the standard error of their difference (see
+    :attr:`ObservationBuilder.fallback_costs` and
+    :attr:`ObservationBuilder.fallback_noise`) and returns whether the
     fallback is active for the next interval.
     """
 
@@ -218,13 +234,14 @@ class FallbackMonitor:
         self.remaining = 0
         self.triggers = 0
 
-    def update(self, agent_cost: float, static_cost: float) -> bool:
+    def update(self, agent_cost: float, static_cost: float, noise: float = 0.0) -> bool:
         g = self.guardrails
         if self.remaining > 0:
             self.remaining -= 1
         elif (
             static_cost >= g.fallback_min_cost
             and agent_cost > (1 + g.fallback_margin) * static_cost
+            and agent_cost - static_cost > g.fallback_z * noise
         ):
             self.remaining = g.fallback_cooldown
             self.triggers += 1

@@ -201,6 +201,8 @@ class ObservationBuilder:
         self._cost_static = 0.0
         # the fallback's evidence: label costs at arrival, immediate costs once matured
         self._fb = np.zeros(2)
+        # and the variance of their decayed difference (sum of squared paired differences)
+        self._fb_var = 0.0
         self._pending: deque[tuple[int, float, float]] = deque()
         self.steps = 0
 
@@ -251,10 +253,14 @@ class ObservationBuilder:
             self._cost_static = _ema(self._cost_static, imm_s, 168.0)
             self._pending.append((w.t_end, float(imm_a), float(imm_s)))
         matured = np.zeros(2)
+        sq = 0.0
         while self._pending and self._pending[0][0] + self.evidence_delay_ms <= w.t_end:
             _, ia, is_ = self._pending.popleft()
             matured += (ia, is_)
-        self._fb = self._fb + (1 - 0.5 ** (1 / 168)) * (matured - self._fb)
+            sq += (ia - is_) ** 2
+        a = 1 - 0.5 ** (1 / 168)
+        self._fb = self._fb + a * (matured - self._fb)
+        self._fb_var = (1 - a) ** 2 * self._fb_var + a * a * sq
         self.steps += 1
         return self.observation(current, w.t_end)
 
@@ -274,9 +280,11 @@ class ObservationBuilder:
                 w.released_label,
                 self.cost_model,
             )
-            agent = float(c[rows, np.asarray(w.released_decision, dtype=np.intp)].sum())
-            static = float(c[rows, static_d.astype(np.intp)].sum())
-        self._fb += (1 - 0.5 ** (1 / 168)) * np.array([agent, static])
+        ca = c[rows, np.asarray(w.released_decision, dtype=np.intp)]
+        cs = c[rows, static_d.astype(np.intp)]
+        a = 1 - 0.5 ** (1 / 168)
+        self._fb += a * np.array([float(ca.sum()), float(cs.sum())])
+        self._fb_var += a * a * float((ca - cs) @ (ca - cs))
 
     @property
     def observed_costs(self) -> tuple[float, float]:
@@ -287,6 +295,17 @@ class ObservationBuilder:
     def fallback_costs(self) -> tuple[float, float]:
         """Decayed ``(agent, static)`` cost on matured evidence (what the fallback compares)."""
         return float(self._fb[0]), float(self._fb[1])
+
+    @property
+    def fallback_noise(self) -> float:
+        """Standard error of ``agent - static`` in :attr:`fallback_costs`.
+
+        From the squared paired differences that went into it (a payment the
+        two policies decided alike adds 0), decayed alike: one large payment
+        decided differently moves the difference by about one standard error,
+        a consistently worse agent by many.
+        """
+        return math.sqrt(self._fb_var)
 
     def observation(self, current: ThresholdPolicy, t_end: int) -> np.ndarray:
         ref = self.reference

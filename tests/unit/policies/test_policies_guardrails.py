@@ -93,6 +93,50 @@ def test_fallback_monitor_triggers_and_cools_down():
     assert m.triggers == 1
 
 
+def test_fallback_monitor_needs_an_excess_beyond_the_noise():
+    g = Guardrails(fallback_margin=0.1, fallback_min_cost=1.0, fallback_z=3.0)
+    assert not FallbackMonitor(g).update(20.0, 10.0, 5.0)  # 2x static, but 2 standard errors
+    assert FallbackMonitor(g).update(20.0, 10.0, 3.0)  # 3.3 standard errors
+    assert FallbackMonitor(Guardrails(fallback_margin=0.1, fallback_z=0.0)).update(20.0, 10.0, 1e9)
+
+
+def test_fallback_noise_is_one_payment_for_one_payment_and_shrinks_with_many():
+    from riskflow.policies import ObservationBuilder, WindowStats
+
+    ref = reference(stream(hours=10, seed=9))
+    mid = (ref.static_t_review + ref.static_t_decline) / 2
+
+    def excess_in_noise_units(n: int) -> float:
+        # n released frauds of 1,000 the agent approved and static would have reviewed
+        w = WindowStats(
+            t_end=1,
+            released_label=np.ones(n, np.int8),
+            released_amount=np.full(n, 1_000.0),
+            released_score=np.full(n, mid),
+            released_decision=np.zeros(n, np.int8),
+        )
+        b = ObservationBuilder(ref, COST)
+        b.update(w, ref.static_policy())
+        agent, static = b.fallback_costs
+        return (agent - static) / b.fallback_noise
+
+    assert excess_in_noise_units(1) == pytest.approx(1.0)
+    assert excess_in_noise_units(100) == pytest.approx(10.0)
+
+
+def test_default_fallback_catches_a_reckless_agent_with_labels_days_late():
+    # the default margin, significance and 14-day evidence delay; labels ~3 days late
+    s = stream(hours=24 * 30, per_hour=100, seed=6, delay_ms=3 * 24 * 3_600_000)
+    ref = reference(s)
+    g = Guardrails(max_step=5.0, t_review_min=0.001, t_decline_min=0.001, max_decline_rate=1.0)
+    reckless = ActorProposer(lambda obs: np.array([1.0, 1.0]), ref, 6.0)
+    agent = OnlineAgent(reckless, ref, COST, g, max_offset=6.0)
+    r = run_policy(s, agent, COST, audit=g)
+    assert agent.monitor.triggers >= 1
+    no_fb = run_policy(s, OnlineAgent(reckless, ref, COST, g, max_offset=6.0, fallback=False), COST)
+    assert r.cost["total"] < no_fb.cost["total"]
+
+
 def test_fallback_hands_over_to_static_when_agent_costs_too_much():
     # labels arrive within hours, so the observed cost catches a reckless agent
     s = stream(hours=120, seed=4, delay_ms=2 * 3_600_000)
