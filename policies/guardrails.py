@@ -6,8 +6,8 @@
 * a maximum decline rate (``t_decline`` is raised until the recent scores
   would be declined at most that often);
 * automatic fallback to the static policy when the adaptive policy's
-  observed cost exceeds the static estimate by a margin
-  (:class:`FallbackMonitor`).
+  observed cost exceeds the static estimate by a margin, by more than the
+  noise of that comparison (:class:`FallbackMonitor`).
 
 >>> g = Guardrails(max_step=0.5, t_review_min=0.05, t_decline_max=0.99)
 >>> cur = ThresholdPolicy(0.5, 0.9)
