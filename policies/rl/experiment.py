@@ -476,6 +476,7 @@ def evaluate(
             "rl": [],
             "rl_no_fallback": [],
         }
+        days: dict[str, list[np.ndarray]] = {k: [] for k in per}
         oracle: dict[str, float] = {}
         n_tx = 0
         first: tuple[ScoredStream, dict[str, RunResult]] | None = None
@@ -500,6 +501,7 @@ def evaluate(
             }
             for k, r in runs.items():
                 per[k].append(r)
+                days[k].append(_daily_cost(r, stream))
             if oracles:
                 for k, v in oracle_costs(stream, cfg, _drift_days(name, cfg.days), guard).items():
                     oracle[k] = oracle.get(k, 0.0) + v
@@ -515,6 +517,7 @@ def evaluate(
                     r.cost["total"] / b.cost["total"]
                     for r, b in zip(rs, per["static"], strict=True)
                 ],
+                "cost_vs_static_ci90": bootstrap_ratio(days[k], days["static"]),
             }
         if oracles:
             entry["oracle"] = {
@@ -560,6 +563,45 @@ def evaluate(
     return doc
 
 
+def _daily_cost(r: RunResult, stream: ScoredStream) -> np.ndarray:
+    """A run's cost per day of the stream (each interval's cost on the day it starts)."""
+    day0 = int(stream.ts[0] // 86_400_000 * 86_400_000) if len(stream) else 0
+    n_days = int((stream.ts[-1] - day0) // 86_400_000) + 1 if len(stream) else 0
+    thr = r.thresholds
+    return np.bincount(
+        (thr["t"].to_numpy(np.int64) - day0) // 86_400_000,
+        weights=thr["cost"].to_numpy(),
+        minlength=n_days,
+    )[:n_days]
+
+
+def bootstrap_ratio(
+    num: list[np.ndarray],
+    den: list[np.ndarray],
+    n_boot: int = 2000,
+    level: float = 0.9,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile interval of ``sum(num) / sum(den)`` under a paired day-block bootstrap.
+
+    ``num[i][d]`` / ``den[i][d]``: two policies' costs on day ``d`` of stream
+    ``i``. Stream-days are resampled with replacement, each keeping both
+    policies' costs (paired), so the interval shows how far the ratio moves
+    with another draw of the days, i.e. of the few large frauds that weigh
+    most in a stream's cost. Days are not independent (a drift spans many),
+    so read it as an indication of that noise, not an exact coverage.
+    """
+    a = np.concatenate(num)
+    b = np.concatenate(den)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError("bootstrap_ratio needs the same non-empty days on both sides.")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, a.size, (n_boot, a.size))
+    r = a[idx].sum(axis=1) / np.maximum(b[idx].sum(axis=1), 1e-12)
+    lo, hi = np.quantile(r, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
 def _run_view(scenario: str, policy: str, r: RunResult, stream: ScoredStream) -> Any:
     """One row of the HTML report (riskflow.report.RunView) for a policy run."""
     from riskflow.report import RunView
@@ -567,11 +609,7 @@ def _run_view(scenario: str, policy: str, r: RunResult, stream: ScoredStream) ->
     day0 = int(stream.ts[0] // 86_400_000 * 86_400_000) if len(stream) else 0
     day = (stream.ts - day0) // 86_400_000
     thr = r.thresholds
-    cost_day = np.bincount(
-        (thr["t"].to_numpy(np.int64) - day0) // 86_400_000,
-        weights=thr["cost"].to_numpy(),
-        minlength=int(day.max()) + 1,
-    )
+    cost_day = _daily_cost(r, stream)
     n = np.bincount(day)
     daily = pd.DataFrame(
         {

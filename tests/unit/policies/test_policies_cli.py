@@ -57,6 +57,12 @@ def test_policy_train_then_eval_json(tmp_path):
             assert runs[name]["total_cost"] > 0
             assert runs[name]["guardrail_violations"] >= 0
             assert len(runs[name]["total_cost_per_stream"]) == 2
+            lo, hi = runs[name]["cost_vs_static_ci90"]
+            assert (
+                lo <= runs[name]["cost_vs_static"] * 1.02
+                and hi >= runs[name]["cost_vs_static"] * 0.98
+            )
+        assert runs["static"]["cost_vs_static_ci90"] == pytest.approx([1.0, 1.0])
         assert (
             runs["oracle"]["hindsight_regime"]["total_cost"]
             <= runs["oracle"]["hindsight_static"]["total_cost"] * 1.05

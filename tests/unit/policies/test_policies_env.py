@@ -131,3 +131,22 @@ def test_residual_env_action_zero_follows_the_controller_fed_every_window():
         moved += want.t_review != ref.static_t_review
         want = twin.propose(s.score[rep.rows(k)])
     assert done and moved > 0  # the ceiling did bind: the baseline is not just the static policy
+
+
+def test_bootstrap_ratio_is_paired_and_narrows_with_more_days():
+    from riskflow.policies.rl.experiment import bootstrap_ratio
+
+    rng = np.random.default_rng(3)
+    static = [rng.lognormal(5, 1, 28) for _ in range(5)]
+    # a policy 20% cheaper every day: pairing makes the interval a point
+    assert bootstrap_ratio([0.8 * d for d in static], static) == pytest.approx((0.8, 0.8))
+    # noisy daily ratios around 0.85: the interval holds the ratio and narrows with more days
+    noisy = [d * rng.uniform(0.6, 1.1, d.size) for d in static]
+    lo, hi = bootstrap_ratio(noisy, static)
+    point = sum(map(np.sum, noisy)) / sum(map(np.sum, static))
+    assert lo < point < hi
+    many = [rng.lognormal(5, 1, 28) for _ in range(80)]
+    lo2, hi2 = bootstrap_ratio([d * rng.uniform(0.6, 1.1, d.size) for d in many], many)
+    assert hi2 - lo2 < (hi - lo) / 2
+    with pytest.raises(ValueError, match="same non-empty days"):
+        bootstrap_ratio([np.ones(3)], [np.ones(4)])
