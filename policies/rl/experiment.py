@@ -438,6 +438,20 @@ def _combine(results: list[RunResult]) -> dict[str, Any]:
     return out
 
 
+def eval_seed(seed: int, j: int, scenario: str) -> int:
+    """Simulator seed of evaluation stream ``j`` of ``scenario`` (experiment seed ``seed``).
+
+    It follows the scenario and replicate, not the position in the request.
+    Training (100+), selection (200+) and validation (1) seeds never reach
+    1000; the first five replicates keep the seeds they always had (1000 +
+    50 x seed), later ones come from a range of their own.
+    """
+    k = list(SCENARIOS).index(scenario)
+    if j < 5:
+        return 1000 + seed * 50 + 10 * j + k
+    return 1_000_000 + seed * 1000 + 10 * j + k
+
+
 def evaluate(
     cfg: ExperimentConfig,
     policy_path: str | Path,
@@ -481,9 +495,7 @@ def evaluate(
         n_tx = 0
         first: tuple[ScoredStream, dict[str, RunResult]] | None = None
         for j in range(cfg.eval_seeds):
-            # the seed follows the scenario and replicate, not the position in the request;
-            # training (100+), selection (200+) and validation (1) seeds never reach 1000
-            seed = 1000 + cfg.seed * 50 + 10 * j + list(SCENARIOS).index(name)
+            seed = eval_seed(cfg.seed, j, name)
             stream = simulate_stream(cfg, seed, name, **scenario_options(name, cfg.days))
             n_tx += len(stream)
             policies = {

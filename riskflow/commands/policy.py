@@ -218,8 +218,9 @@ def train(
     "--eval-seeds",
     default=3,
     show_default=True,
-    type=click.IntRange(1, 5),
-    help="Streams (seeds) per scenario; costs are summed over them.",
+    type=click.IntRange(1, 40),
+    help="Streams (seeds) per scenario; costs are summed over them. The first "
+    "five are the same for any count.",
 )
 @click.option("--no-oracles", is_flag=True, help="Skip the hindsight bounds (faster).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")

@@ -150,3 +150,13 @@ def test_bootstrap_ratio_is_paired_and_narrows_with_more_days():
     assert hi2 - lo2 < (hi - lo) / 2
     with pytest.raises(ValueError, match="same non-empty days"):
         bootstrap_ratio([np.ones(3)], [np.ones(4)])
+
+
+def test_eval_seeds_keep_the_first_five_and_never_collide():
+    from riskflow.policies.rl.experiment import SCENARIOS, eval_seed
+
+    assert eval_seed(0, 3, "new_scenario") == 1000 + 30 + list(SCENARIOS).index("new_scenario")
+    seeds = [eval_seed(s, j, k) for s in range(4) for j in range(40) for k in SCENARIOS]
+    assert len(set(seeds)) == len(seeds)
+    # never a training (100 + 50 s + i), selection (200 + 50 s + i) or validation (1 + s) seed
+    assert min(seeds) >= 1000
