@@ -21,7 +21,7 @@ from riskflow.policies.controller import RateController
 from riskflow.policies.cost import CostModel
 from riskflow.policies.decide import ThresholdPolicy, expit, logit
 from riskflow.policies.exceptions import PolicyArtifactError
-from riskflow.policies.guardrails import FallbackMonitor, Guardrails
+from riskflow.policies.guardrails import DAY_MS, FallbackMonitor, Guardrails
 from riskflow.policies.window import ObservationBuilder, Reference, WindowStats
 
 __all__ = [
@@ -252,6 +252,8 @@ class OnlineAgent:
         self.current = self.static  # what decides the next interval
         self.track = self.static  # the agent's own thresholds (differs in shadow mode)
         self._recent: deque[np.ndarray] = deque(maxlen=decline_window)
+        # the day's decline budget: (day, payments, payments the track declined)
+        self._day = (-1, 0, 0)
         self.observation: np.ndarray = self.builder.observation(self.static, 0)
         self.log: list[dict[str, Any]] = []
         self.interventions = 0
@@ -261,6 +263,7 @@ class OnlineAgent:
         self.monitor = FallbackMonitor(self.guardrails)
         self.current = self.track = self.static
         self._recent.clear()
+        self._day = (-1, 0, 0)
         self.log.clear()
         self.interventions = 0
 
@@ -268,7 +271,13 @@ class OnlineAgent:
     # the RL action in between; step() is both in a row.
     def observe(self, window: WindowStats) -> np.ndarray:
         """Fold the interval just decided in; return the observation."""
-        self._recent.append(np.asarray(window.scores, dtype=np.float64))
+        scores = np.asarray(window.scores, dtype=np.float64)
+        self._recent.append(scores)
+        day, n, declined = self._day
+        if (window.t_end - 1) // DAY_MS != day:  # the interval ending at midnight is the old day's
+            day, n, declined = (window.t_end - 1) // DAY_MS, 0, 0
+        # what the agent's own thresholds declined (in shadow mode static decided)
+        self._day = (day, n + scores.size, declined + int(np.sum(scores >= self.track.t_decline)))
         self.observation = self.builder.update(window, self.track)
         if self.fallback:
             self.monitor.update(*self.builder.fallback_costs, self.builder.fallback_noise)
@@ -282,7 +291,7 @@ class OnlineAgent:
         target = self.static if fallback else proposal
         # in shadow mode the agent's track is guarded against its own past
         base = self.track if self.shadow else self.current
-        guarded, hits = g.apply(target, base, recent)
+        guarded, hits = g.apply(target, base, recent, self._decline_share(int(t_end)))
         self.interventions += bool(hits)
         source = "fallback" if fallback else proposal.source
         self.track = guarded.with_(version=self.version, source=source, effective_ms=int(t_end))
@@ -303,6 +312,25 @@ class OnlineAgent:
             )
         self.current = live
         return live
+
+    def _decline_share(self, t_start: int) -> float | None:
+        """The share of the next interval the day's remaining decline budget allows.
+
+        The audit counts each calendar day's realised decline rate, while the
+        cap is set from the last day's scores: when a fraud wave starts, the
+        thresholds reach the cap only ``max_step`` by ``max_step`` and the
+        first hours of the wave decline more. Counting what was declined so far
+        today (and expecting as many payments as in the last interval), the
+        rest of the day gets only what keeps the day at ``headroom x cap``.
+        ``None`` at the start of a day (nothing spent yet).
+        """
+        day, n, declined = self._day
+        if t_start // DAY_MS != day or n == 0 or not self._recent:
+            return None
+        g = self.guardrails
+        cap = g.max_decline_rate * g.decline_rate_headroom
+        expect = max(self._recent[-1].size, 1)
+        return (cap * (n + expect) - declined) / expect
 
     def step(self, window: WindowStats) -> ThresholdPolicy:
         """One interval: observe ``window``, propose, guard; the policy for the next interval."""

@@ -27,7 +27,7 @@ from riskflow.policies.agent import OnlineAgent
 from riskflow.policies.cost import CostModel, cost_breakdown
 from riskflow.policies.decide import DECLINE, REVIEW, ThresholdPolicy
 from riskflow.policies.exceptions import PolicyConfigError
-from riskflow.policies.guardrails import Guardrails, check_violations
+from riskflow.policies.guardrails import DAY_MS, Guardrails, check_violations
 from riskflow.policies.window import WindowStats
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
 Scorer = Callable[[pd.DataFrame, pd.DataFrame], np.ndarray]
 
 

@@ -26,7 +26,10 @@ import numpy as np
 from riskflow.policies.decide import ThresholdPolicy, expit, logit
 from riskflow.policies.exceptions import bad_param
 
-__all__ = ["Guardrails", "FallbackMonitor", "check_violations"]
+__all__ = ["Guardrails", "FallbackMonitor", "check_violations", "DAY_MS"]
+
+#: The audit window of the maximum decline rate: a calendar day (UTC), in ms.
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ class Guardrails:
     #: this long after the decision, so they are weighed against the fraud
     #: they stopped, which shows only when chargebacks arrive (weeks later);
     #: otherwise an agent that reviews more looks worse before its benefit can be seen.
-    fallback_evidence_delay_ms: int = 14 * 86_400_000
+    fallback_evidence_delay_ms: int = 14 * DAY_MS
     #: About the 95th percentile of simulated fraud amounts (median ~250, p99 ~14,000).
     fallback_amount_cap: float | None = 5_000.0
 
@@ -146,8 +149,15 @@ class Guardrails:
         proposed: ThresholdPolicy,
         current: ThresholdPolicy,
         recent_scores: np.ndarray | None = None,
+        decline_share: float | None = None,
     ) -> tuple[ThresholdPolicy, list[str]]:
-        """``(the guarded policy, names of the guardrails that intervened)``."""
+        """``(the guarded policy, names of the guardrails that intervened)``.
+
+        ``decline_share``: the share of the next interval's payments the day's
+        remaining decline budget allows (see :meth:`OnlineAgent.act`); the cap
+        on ``recent_scores`` is the smaller of it and ``headroom x
+        max_decline_rate``.
+        """
         hits: list[str] = []
         lr, ld = float(logit(proposed.t_review)), float(logit(proposed.t_decline))
         cr, cd = float(logit(current.t_review)), float(logit(current.t_decline))
@@ -164,6 +174,8 @@ class Guardrails:
         if recent_scores is not None and len(recent_scores):
             s = np.asarray(recent_scores, dtype=np.float64)
             cap = self.max_decline_rate * self.decline_rate_headroom
+            if decline_share is not None:
+                cap = max(min(cap, decline_share), 0.0)
             if np.mean(s >= td) > cap:
                 # the smallest threshold declining at most the capped share of recent scores
                 srt = np.sort(s)

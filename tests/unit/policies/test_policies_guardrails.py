@@ -270,3 +270,32 @@ def test_released_missed_ratio_rises_when_released_frauds_were_scored_low():
         released_decision=np.zeros(20, np.int8),
     )
     assert b.update(w, ref.static_policy())[i] > 0.5
+
+
+def test_daily_decline_budget_holds_the_cap_when_a_fraud_wave_starts_at_night():
+    # 10x fraud from 01:00 to 13:00 on day 1; the agent always asks for the lowest t_decline
+    s = stream(hours=96, per_hour=200, seed=11, spike=(25, 37, 10.0))
+    ref = reference(s)
+    g = Guardrails(max_step=0.5, t_review_min=0.001, t_decline_min=0.001, max_decline_rate=0.03)
+
+    def run(budget: bool):
+        agent = OnlineAgent(
+            ActorProposer(lambda obs: np.array([-1.0, -1.0]), ref, 6.0),
+            ref,
+            COST,
+            g,
+            max_offset=6.0,
+            fallback=False,
+        )
+        if not budget:  # what the cap on the last day's scores alone lets through
+            agent._decline_share = lambda t_start: None
+        r = run_policy(s, agent, COST, audit=g)
+        day = (s.ts - s.ts[0] // 86_400_000 * 86_400_000) // 86_400_000
+        return r, np.bincount(day, weights=r.decisions == 2) / np.bincount(day)
+
+    r, rate = run(budget=True)
+    assert r.violations == {}
+    assert rate[1] <= g.max_decline_rate
+    unbudgeted, rate_unbudgeted = run(budget=False)
+    assert unbudgeted.violations == {"max_decline_rate": 1}  # the wave's day: ~4.3%
+    assert rate_unbudgeted[1] > g.max_decline_rate
