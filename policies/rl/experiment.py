@@ -136,7 +136,7 @@ class ExperimentConfig:
     n_train_streams: int = 40
     n_select_streams: int = 5
     algos: tuple[str, ...] = ("ppo", "sac")
-    timesteps: dict[str, int] = field(default_factory=lambda: {"ppo": 150_000, "sac": 20_000})
+    timesteps: dict[str, int] = field(default_factory=lambda: {"ppo": 300_000, "sac": 20_000})
     seed: int = 0
     #: Streams per evaluation scenario (different seeds), costs summed: fraud
     #: amounts are so heavy-tailed (the ten largest frauds carry 20-50% of the

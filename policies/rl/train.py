@@ -23,9 +23,10 @@ def train_agent(
 
     Small networks and short horizons: the observation is 14 numbers and the
     reward is attributed to the interval it is earned in. PPO 60,000 steps
-    take about 2.5 minutes on 2 shared cores; 150,000 on 40 streams (the
-    default since, about 10 minutes) were 2 points better on the volume shift
-    on development streams.
+    take about 2.5 minutes on 2 shared cores; 150,000 on 40 streams were 2
+    points better on the volume shift on development streams; 300,000 (the
+    default since 2026-11-30, about 5 minutes on a quiet machine) were better
+    on every scenario on 10 development streams per scenario (README).
     """
     import torch
     from stable_baselines3 import PPO, SAC

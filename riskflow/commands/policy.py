@@ -132,7 +132,7 @@ def policy() -> None:
     help="Artifact directory (default: config policy.path, else artifacts/policy).",
 )
 @click.option("--algos", default="ppo,sac", show_default=True, help="Algorithms to compare.")
-@click.option("--ppo-steps", default=150_000, show_default=True, type=click.IntRange(256))
+@click.option("--ppo-steps", default=300_000, show_default=True, type=click.IntRange(256))
 @click.option("--sac-steps", default=20_000, show_default=True, type=click.IntRange(256))
 @click.option(
     "--train-streams",
