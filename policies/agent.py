@@ -327,8 +327,7 @@ class OnlineAgent:
         day, n, declined = self._day
         if t_start // DAY_MS != day or n == 0 or not self._recent:
             return None
-        g = self.guardrails
-        cap = g.max_decline_rate * g.decline_rate_headroom
+        cap = self.guardrails.enforced_decline_rate
         expect = max(self._recent[-1].size, 1)
         return (cap * (n + expect) - declined) / expect
 

@@ -144,6 +144,11 @@ class Guardrails:
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
 
+    @property
+    def enforced_decline_rate(self) -> float:
+        """The decline share thresholds are held to: ``headroom x max_decline_rate``."""
+        return self.max_decline_rate * self.decline_rate_headroom
+
     def apply(
         self,
         proposed: ThresholdPolicy,
@@ -173,7 +178,7 @@ class Guardrails:
         tr, td = br, bd
         if recent_scores is not None and len(recent_scores):
             s = np.asarray(recent_scores, dtype=np.float64)
-            cap = self.max_decline_rate * self.decline_rate_headroom
+            cap = self.enforced_decline_rate
             if decline_share is not None:
                 cap = max(min(cap, decline_share), 0.0)
             if np.mean(s >= td) > cap:
