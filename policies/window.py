@@ -155,6 +155,10 @@ OBS_NAMES: tuple[str, ...] = (
 )
 
 
+#: Weight of one interval in the one-week (168 hourly intervals) decayed costs.
+_WEEK_WEIGHT = 1.0 - 0.5 ** (1.0 / 168.0)
+
+
 def _ema(old: float, new: float, half_life: float) -> float:
     a = 1.0 - 0.5 ** (1.0 / half_life)
     return old + a * (new - old)
@@ -258,7 +262,7 @@ class ObservationBuilder:
             _, ia, is_ = self._pending.popleft()
             matured += (ia, is_)
             sq += (ia - is_) ** 2
-        a = 1 - 0.5 ** (1 / 168)
+        a = _WEEK_WEIGHT
         self._fb = self._fb + a * (matured - self._fb)
         self._fb_var = (1 - a) ** 2 * self._fb_var + a * a * sq
         self.steps += 1
@@ -272,8 +276,8 @@ class ObservationBuilder:
         static_d = decide(w.released_score, ref.static_t_review, ref.static_t_decline)
         static = float(c[rows, static_d.astype(np.intp)].sum())
         # accumulate with the same decay as the immediate costs (one week half-life)
-        self._cost_agent += (1 - 0.5 ** (1 / 168)) * agent
-        self._cost_static += (1 - 0.5 ** (1 / 168)) * static
+        self._cost_agent += _WEEK_WEIGHT * agent
+        self._cost_static += _WEEK_WEIGHT * static
         if self.evidence_amount_cap is not None:  # the fallback's evidence: amounts winsorised
             c = per_transaction_costs(
                 np.minimum(w.released_amount, self.evidence_amount_cap),
@@ -282,7 +286,7 @@ class ObservationBuilder:
             )
         ca = c[rows, np.asarray(w.released_decision, dtype=np.intp)]
         cs = c[rows, static_d.astype(np.intp)]
-        a = 1 - 0.5 ** (1 / 168)
+        a = _WEEK_WEIGHT
         self._fb += a * np.array([float(ca.sum()), float(cs.sum())])
         self._fb_var += a * a * float((ca - cs) @ (ca - cs))
 
