@@ -715,6 +715,17 @@ def select(names: list[str] | tuple[str, ...] | None) -> list[FeatureSpec]:
     return [by_name[n] for n in names]
 
 
+#: The ``active`` flag an entity output sets (see :func:`compile_layout`).
+_OUTPUT_FLAGS: tuple[tuple[tuple[int, ...], int], ...] = (
+    (L.RING_OUT, L.ACT_RING),
+    (L.RING_SCAN_OUT, L.ACT_SCAN),
+    (L.KEY_OUT, L.ACT_KEYS),
+    (L.LABEL_OUT, L.ACT_LABEL),
+    (L.GEO_OUT, L.ACT_GEO),
+    (L.MIX_OUT, L.ACT_MIX),
+)
+
+
 def compile_layout(
     specs: list[FeatureSpec],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -740,19 +751,11 @@ def compile_layout(
         if kind == "E":
             colE[a, o] = c
             active[a] |= L.ACT_ON
-            if o in L.RING_OUT:
-                active[a] |= L.ACT_RING
-            if o in L.RING_SCAN_OUT:
-                active[a] |= L.ACT_SCAN
-            if o in L.KEY_OUT:
-                active[a] |= L.ACT_KEYS
-            if o not in L.NARROW_OUT:
-                active[a] |= L.ACT_WIDE
-            for block, flag in ((L.LABEL_OUT, L.ACT_LABEL), (L.GEO_OUT, L.ACT_GEO)):
+            for block, flag in _OUTPUT_FLAGS:
                 if o in block:
                     active[a] |= flag
-            if o in L.MIX_OUT:
-                active[a] |= L.ACT_MIX
+            if o not in L.NARROW_OUT:
+                active[a] |= L.ACT_WIDE
             if o < L.NW * L.W_OUT:
                 w = o // L.W_OUT
                 win[a, w] = parse_window(WINDOWS[L.ENTITIES[a]][w])
